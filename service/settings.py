@@ -1,0 +1,141 @@
+"""Server settings: environment variables prefixed `INDUCTIVE_`, overridable by CLI flags.
+
+Nothing is read at import time: `get_settings()` builds (and caches) the settings the process runs
+with, while tests build their own `Settings(...)` and hand it to `create_app`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "INDUCTIVE_"
+
+ProviderName = Literal["auto", "cuda", "tensorrt", "cpu"]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # --- where models come from -----------------------------------------------------------
+    store: str = Field(
+        default="./store",
+        description="Model store: a directory, or s3://bucket/prefix for S3-compatible storage.",
+    )
+    cache_dir: str = Field(
+        default="./.cache/models",
+        description="Local directory where versions from an object store are synced and verified.",
+    )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated model names to serve; empty serves every model in the store.",
+    )
+    model_control_mode: Literal["poll", "explicit", "none"] = Field(
+        default="poll",
+        description="poll: follow the store; explicit: only the repository API loads/unloads; "
+        "none: load once at start-up.",
+    )
+    poll_interval_s: float = Field(default=5.0, gt=0, description="Seconds between store polls.")
+
+    # --- HTTP -----------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to bind (0 = any free).")
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_tensor_elements: int = Field(
+        default=16 * 1024 * 1024, ge=1, description="Largest element count of one input tensor."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated CORS origins; empty turns CORS off."
+    )
+    timeout_keep_alive_s: float = Field(
+        default=5.0, gt=0, description="Idle keep-alive connections are closed after this."
+    )
+    shutdown_grace_s: float = Field(
+        default=25.0, ge=0, description="On SIGTERM, how long accepted requests may take to finish."
+    )
+
+    # --- security -------------------------------------------------------------------------
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for /v2/repository/*; unset disables the repository API.",
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer keys required for inference; empty means open.",
+    )
+
+    # --- ONNX Runtime ---------------------------------------------------------------------
+    providers: ProviderName = Field(
+        default="auto", description="auto (CUDA when usable, else CPU), cuda, tensorrt or cpu."
+    )
+    cuda_device_id: int = Field(default=0, ge=0, description="GPU used by the CUDA provider.")
+    trt_engine_cache: str | None = Field(
+        default=None, description="Directory for TensorRT engine caches (tensorrt provider)."
+    )
+    intra_op_threads: int = Field(
+        default=0,
+        ge=0,
+        description="ONNX Runtime intra-op threads; 0 = cores available.",
+    )
+    inter_op_threads: int = Field(default=1, ge=1, description="ONNX Runtime inter-op threads.")
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
+        default="all", description="ONNX Runtime graph optimisation level."
+    )
+    io_binding: bool = Field(
+        default=True, description="Bind inputs/outputs on the GPU to avoid double copies."
+    )
+    precision: Literal["fp32", "fp16", "int8", "auto"] = Field(
+        default="fp32",
+        description="Which published variant to serve; auto = fp16 on GPU, fp32 on CPU.",
+    )
+
+    # --- dynamic batching (unset = each model's config.json) -------------------------------
+    batching: bool = Field(default=True, description="Dynamic batching on or off.")
+    max_batch_size: int | None = Field(default=None, ge=1, description="Override: max batch size.")
+    max_queue_delay_ms: float | None = Field(
+        default=None, ge=0, description="Override: how long a batch may wait to fill."
+    )
+    max_queue_size: int | None = Field(
+        default=None, ge=1, description="Override: queued requests per version before 503."
+    )
+    default_timeout_ms: float | None = Field(
+        default=None, gt=0, description="Override: request timeout when the client sets none."
+    )
+
+    # --- logs -----------------------------------------------------------------------------
+    log_format: Literal["json", "text"] = Field(default="json", description="json lines or text.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+
+    @field_validator("models", "cors_origins", "api_keys", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _tensorrt_needs_cache(self) -> Settings:
+        if self.trt_engine_cache is not None and not os.path.isabs(self.trt_engine_cache):
+            raise ValueError(
+                f"INDUCTIVE_TRT_ENGINE_CACHE={self.trt_engine_cache!r} must be an absolute path"
+            )
+        return self
+
+    @property
+    def store_is_remote(self) -> bool:
+        return self.store.startswith("s3://")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
