@@ -1,0 +1,52 @@
+"""Project-level contracts: the serving install has no torch, the README stays true."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_serving_install_has_no_torch() -> None:
+    base = _names(_pyproject()["project"]["dependencies"])
+    assert "torch" not in base
+    assert {"onnxruntime-gpu", "fastapi", "uvicorn", "prometheus-client"} <= base
+
+
+def test_torch_is_pinned_exactly_so_cpu_machines_get_the_cpu_wheel() -> None:
+    train = _pyproject()["project"]["optional-dependencies"]["train"]
+    torch_pins = [r for r in train if _names([r]) == {"torch"}]
+    assert torch_pins
+    assert all("==" in r for r in torch_pins), torch_pins
+
+
+def test_readme_settings_table_is_current() -> None:
+    table = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "settings_table.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.strip()
+    assert table in (ROOT / "README.md").read_text(), (
+        "README settings table is stale: run `python .ci/settings_table.py --write`"
+    )
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme
+    assert "make serve" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
