@@ -14,6 +14,9 @@ class Standardize(nn.Module):
     `channel_dim` is 1 for images (B, C, H, W) and -1 for sequences (B, T, C).
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float], channel_dim: int) -> None:
         super().__init__()
         shape = [1, len(mean), 1, 1] if channel_dim == 1 else [1, 1, len(mean)]
@@ -24,7 +27,7 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def padding_mask(lengths: Tensor, max_len: int | torch.SymInt) -> Tensor:
+def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
     """True where a position is padding: (B, T) from lengths (B,)."""
     positions = torch.arange(max_len, device=lengths.device).unsqueeze(0)  # (1, T)
     return positions >= lengths.unsqueeze(1)  # (B, T)

@@ -21,7 +21,7 @@ def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
 
 
 class BasicBlock(nn.Module):
-    """output = relu(F(x) + shortcut(x)), F = conv-bn-relu-conv-bn; 1×1 projection on shape change."""
+    """relu(F(x) + shortcut(x)), F = conv-bn-relu-conv-bn; a 1×1 projection when shapes change."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
         super().__init__()

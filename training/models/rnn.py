@@ -6,7 +6,7 @@ whatever padding follows that step cannot change it: a padded batch equals one-b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from torch import Tensor, nn
@@ -15,7 +15,7 @@ from training.models.common import Standardize, last_valid_step
 from training.models.registry import register_model
 
 Cell = Literal["rnn", "gru", "lstm"]
-_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+_CELLS: dict[str, Callable[..., nn.Module]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class RNNClassifier(nn.Module):

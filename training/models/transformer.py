@@ -57,6 +57,8 @@ class Block(nn.Module):
 class SinusoidalPositions(nn.Module):
     """PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(…): any length, no parameters."""
 
+    inv_freq: Tensor
+
     def __init__(self, d_model: int) -> None:
         super().__init__()
         inv_freq = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))

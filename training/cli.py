@@ -1,0 +1,165 @@
+"""`python -m training train | demo | compare`."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.compare import DATASETS, compare
+from training.data import load_dataset
+from training.pipeline import CHECKPOINT_FILE, package, train_model
+from training.publish import publish_run
+from training.trainer import TrainConfig
+from training.variants import Precision
+
+log = logging.getLogger("training")
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    name: str  # part of the contract: tests, benchmarks and `make serve` use these names
+    arch: str
+    dataset: str
+    config: TrainConfig
+
+
+# Settings chosen to finish all four in well under 5 minutes on 2 CPU cores.
+DEMO_MODELS = (
+    DemoModel("cnn", "cnn", "mnist", TrainConfig(epochs=3, lr=2e-3)),
+    DemoModel("resnet", "resnet", "mnist", TrainConfig(epochs=3, lr=5e-3)),
+    DemoModel("gru", "gru", "japanese_vowels", TrainConfig(epochs=25, batch_size=32, lr=5e-3)),
+    DemoModel(
+        "transformer", "transformer", "japanese_vowels", TrainConfig(epochs=25, batch_size=32)
+    ),
+)
+
+
+def _model_option(text: str) -> tuple[str, Any]:
+    """KEY=VALUE, the value read as a Python literal when it is one (`depth=20`, `cell='lstm'`)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+def _train_config(args: argparse.Namespace, checkpoint: Path | None = None) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        checkpoint_path=checkpoint,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    name = args.name or f"{args.arch}-{Path(args.dataset).stem}".lower().replace("_", "-")
+    out_dir = Path(args.out or f"runs/{name}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trained = train_model(
+        args.arch,
+        args.dataset,
+        _train_config(args, out_dir / CHECKPOINT_FILE),
+        dict(args.model_options),
+        args.val_fraction,
+    )
+    variants: tuple[Precision, ...] = () if args.no_variants else ("fp16", "int8")
+    run = package(trained, out_dir, variants)
+    log.info("run directory: %s", out_dir)
+    if args.publish:
+        publish_run(args.publish, name, run, args.max_batch_size)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from model_store import open_store
+
+    store = open_store(args.store)
+    present = set(store.list_models())
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="inductive-demo-") as tmp:
+        for demo in DEMO_MODELS:
+            if demo.name in present and not args.force:
+                log.info("%s is already in the store; skipping (--force retrains)", demo.name)
+                continue
+            trained = train_model(demo.arch, load_dataset(demo.dataset), demo.config)
+            publish_run(store, demo.name, package(trained, Path(tmp) / demo.name))
+    log.info("demo models ready in %.0f s", time.perf_counter() - start)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    compare(out_dir, _train_config(args), tuple(args.datasets))
+    log.info("wrote %s and %s", out_dir / "compare.md", out_dir / "compare.png")
+    return 0
+
+
+def _add_train_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-2)
+    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda…")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train, export, validate and optionally publish a model")
+    train.add_argument("--arch", required=True, help="a registered model (cnn, resnet, gru, …)")
+    train.add_argument(
+        "--dataset", required=True, help=f"{', '.join(DATASETS)} or a path to a .npz file"
+    )
+    _add_train_options(train, epochs=20)
+    train.add_argument(
+        "--model-option", dest="model_options", type=_model_option, action="append", default=[],
+        metavar="KEY=VALUE", help="model config, e.g. depth=20 or hidden=64 (repeatable)",
+    )  # fmt: skip
+    train.add_argument("--val-fraction", type=float, default=0.1)
+    train.add_argument("--out", help="run directory (default runs/NAME)")
+    train.add_argument("--publish", metavar="STORE", help="store directory or s3://bucket/prefix")
+    train.add_argument("--name", help="model name in the store (default ARCH-DATASET)")
+    train.add_argument("--max-batch-size", type=int, default=64, help="serving batch limit")
+    train.add_argument("--no-variants", action="store_true", help="skip fp16 and int8 variants")
+    train.set_defaults(func=cmd_train)
+
+    demo = sub.add_parser("demo", help="publish the demo models cnn, resnet, gru, transformer")
+    demo.add_argument("--store", required=True, help="store directory or s3://bucket/prefix")
+    demo.add_argument("--force", action="store_true", help="retrain models already present")
+    demo.set_defaults(func=cmd_demo)
+
+    cmp = sub.add_parser("compare", help="every architecture on every dataset it fits")
+    _add_train_options(cmp, epochs=15)
+    cmp.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    cmp.add_argument("--out", default="runs/compare", help="where the table and plot go")
+    cmp.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Our progress at INFO; the exporter's libraries stay at WARNING.
+    logging.getLogger("training").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    result: int = args.func(args)
+    return result
