@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+from model_store.errors import StoreError
+
+SCHEMA_VERSION: Final = 1
 
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -35,7 +37,7 @@ Datatype = Literal[
 ]
 
 
-class InvalidModelNameError(ValueError):
+class InvalidModelNameError(StoreError, ValueError):
     """A model name that would not be safe as a directory or object-key component."""
 
 
