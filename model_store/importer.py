@@ -13,7 +13,7 @@ from model_store.onnx_files import (
     producer_of,
     signature_of,
 )
-from model_store.schema import Manifest, ModelConfig
+from model_store.schema import Manifest, ModelConfig, validate_model_name
 from model_store.store import ModelStore
 
 MODEL_FILE = "model.onnx"
@@ -35,6 +35,7 @@ def add_onnx(
     so the graph needs no rewriting. The signature and producer are read from the graph. Labels,
     when given, describe the first output; they also go into the config unless it has its own.
     """
+    validate_model_name(name)
     source = Path(onnx_path)
     model = load_graph(source)
     inputs, outputs = signature_of(model)

@@ -13,7 +13,12 @@ from pathlib import Path
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
 
-from model_store.errors import IntegrityError, UnsafeModelError, UnsupportedModelError
+from model_store.errors import (
+    IntegrityError,
+    StoreError,
+    UnsafeModelError,
+    UnsupportedModelError,
+)
 from model_store.schema import Datatype, Producer, TensorSpec
 
 # ONNX element types that have an Open Inference Protocol datatype.
@@ -36,6 +41,8 @@ _DATATYPES: dict[int, Datatype] = {
 
 def load_graph(onnx_path: Path) -> ModelProto:
     """The model without its external weights."""
+    if not onnx_path.is_file():
+        raise StoreError(f"{onnx_path}: no such file")
     try:
         return onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError… for bad files
