@@ -1,0 +1,101 @@
+"""Rendering and walking the deployment manifests (k8s/) for the deploy tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "k8s"
+DOCKERFILE = REPO / "Dockerfile"
+
+# Every kustomization a user applies (k8s/README.md), rendered as `kubectl kustomize` would.
+BUILDS = ("overlays/cpu", "overlays/gpu", "overlays/s3", "training", "monitoring")
+SERVING_BUILDS = ("overlays/cpu", "overlays/gpu", "overlays/s3")
+# Files applied or created as they are, outside any kustomize build.
+PLAIN_FILES = (
+    "training/retrain-once.yaml",
+    "secrets/admin-token.yaml",
+    "secrets/s3-credentials.yaml",
+    "kserve/inferenceservice.yaml",
+)
+
+Obj = dict[str, Any]
+
+
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        pytest.skip("kubectl (with kustomize built in) is not installed")
+    return path
+
+
+@cache
+def _render(build: str) -> tuple[Obj, ...]:
+    out = subprocess.run(
+        [kubectl(), "kustomize", str(K8S / build)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, f"kubectl kustomize {build} failed:\n{out.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(out.stdout) if doc)
+
+
+def render(build: str) -> list[Obj]:
+    """The objects of one kustomize build (deep copies are the caller's business: don't mutate)."""
+    return list(_render(build))
+
+
+def load_plain(path: str) -> list[Obj]:
+    return [doc for doc in yaml.safe_load_all((K8S / path).read_text()) if doc]
+
+
+def all_objects() -> Iterator[tuple[str, Obj]]:
+    """(where it comes from, object) for every object users apply or create."""
+    for build in BUILDS:
+        for obj in render(build):
+            yield build, obj
+    for path in PLAIN_FILES:
+        for obj in load_plain(path):
+            yield path, obj
+
+
+def one(objs: list[Obj], kind: str, name: str | None = None) -> Obj:
+    found = [
+        o for o in objs if o["kind"] == kind and (name is None or o["metadata"].get("name") == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(obj: Obj) -> Obj | None:
+    """The pod spec inside a workload, None for objects that run no pods."""
+    kind = obj["kind"]
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        return obj["spec"]["template"]["spec"]
+    if kind == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    if kind == "InferenceService":
+        return obj["spec"]["predictor"]
+    return None
+
+
+def workloads() -> Iterator[tuple[str, Obj, Obj]]:
+    """(source, object, pod spec) for every object that runs pods."""
+    for source, obj in all_objects():
+        spec = pod_spec(obj)
+        if spec is not None:
+            yield source, obj, spec
+
+
+def configmap_data(objs: list[Obj], ref_name: str) -> dict[str, str]:
+    return one(objs, "ConfigMap", ref_name).get("data", {})

@@ -1,0 +1,197 @@
+"""The manifests and the Dockerfile ask only for what the code really accepts: settings that
+`service.settings.Settings` knows (and whose values it validates), metrics that
+`service.metrics` exports, training commands the training CLI parses, and probe routes the real
+server answers."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from service.settings import ENV_PREFIX, Settings
+from tests.deploy.dockerfile import parse
+from tests.deploy.helpers import (
+    DOCKERFILE,
+    K8S,
+    SERVING_BUILDS,
+    all_objects,
+    configmap_data,
+    load_plain,
+    one,
+    render,
+    workloads,
+)
+
+
+def _env_names() -> Iterator[tuple[str, str]]:
+    """(where, name) of every environment variable the deployment sets."""
+    for name in parse(DOCKERFILE.read_text())["serve"].env():
+        yield "Dockerfile", name
+    env_sources: set[str] = set()
+    for source, _obj, spec in workloads():
+        for container in spec["containers"]:
+            for var in container.get("env", []):
+                yield source, var["name"]
+            for ref in container.get("envFrom", []):
+                env_sources.add((ref.get("configMapRef") or ref["secretRef"])["name"])
+    # ConfigMaps and Secrets that pods take their environment from (not the dashboard's).
+    for source, obj in all_objects():
+        if obj["kind"] in ("ConfigMap", "Secret") and obj["metadata"]["name"] in env_sources:
+            for name in obj.get("data", {}) | obj.get("stringData", {}):
+                yield source, name
+
+
+def test_every_inductive_variable_is_a_setting() -> None:
+    fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    seen = {(where, name) for where, name in _env_names() if name.startswith(ENV_PREFIX)}
+    unknown = sorted((where, name) for where, name in seen if name not in fields)
+    assert not unknown, f"not fields of service.settings.Settings: {unknown}"
+    # The check is not vacuous: the store, port and shutdown grace are set everywhere we serve.
+    assert {"INDUCTIVE_STORE", "INDUCTIVE_PORT", "INDUCTIVE_SHUTDOWN_GRACE_S"} <= {
+        n for _, n in seen
+    }
+
+
+def test_other_variables_are_ones_the_libraries_read() -> None:
+    known = {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION",
+        "PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "HOME",
+    }  # fmt: skip
+    other = {name for _, name in _env_names() if not name.startswith(ENV_PREFIX)}
+    assert other <= known, other - known
+
+
+@pytest.mark.parametrize("build", SERVING_BUILDS)
+def test_settings_values_are_accepted(build: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build the Settings a replica would build from its environment: image ENV, then the
+    ConfigMap, the Secret templates and the container's own env (later wins, as in a pod)."""
+    objs = render(build)
+    (server,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = dict(parse(DOCKERFILE.read_text())["serve"].env())
+    secrets = {s["metadata"]["name"]: s["stringData"] for p in ("admin-token", "s3-credentials")
+               for s in load_plain(f"secrets/{p}.yaml")}  # fmt: skip
+    for source in server["envFrom"]:
+        if "configMapRef" in source:
+            env.update(configmap_data(objs, source["configMapRef"]["name"]))
+        else:
+            env.update(secrets[source["secretRef"]["name"]])
+    for var in server["env"]:
+        ref = var.get("valueFrom", {})
+        if "secretKeyRef" in ref:
+            env[var["name"]] = secrets[ref["secretKeyRef"]["name"]][ref["secretKeyRef"]["key"]]
+        elif "resourceFieldRef" in ref:
+            # What the kubelet writes: the CPU limit in whole cores (divisor 1), rounded up.
+            env[var["name"]] = str(_cores(str(server["resources"]["limits"]["cpu"])))
+        else:
+            env[var["name"]] = var["value"]
+    for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 8000
+    assert settings.intra_op_threads >= 1
+    assert settings.admin_token is not None
+    assert settings.store_is_remote == (build == "overlays/s3")
+    assert settings.model_control_mode == "poll"  # replicas follow the store: no restarts
+
+
+def _cores(quantity: str) -> int:
+    return math.ceil(int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity))
+
+
+def _exported_metrics() -> dict[str, set[str]]:
+    """Sample name -> label names, as /metrics writes them (counters get _total, histograms
+    _bucket/_sum/_count)."""
+    from prometheus_client.registry import CollectorRegistry
+
+    from service.metrics import Metrics
+
+    registry: CollectorRegistry = Metrics().registry
+    out: dict[str, set[str]] = {}
+    for family in registry.collect():
+        samples = {
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_sum", "_count"),
+        }.get(family.type, ("",))
+        labels = set(getattr(registry._names_to_collectors.get(family.name), "_labelnames", ()))
+        for suffix in samples:
+            out[family.name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    # The GPU collector registers only where NVML answers; its names are read from the source.
+    source = (K8S.parent / "service/metrics.py").read_text()
+    for name in re.findall(r'GaugeMetricFamily\(\s*"(inductive_\w+)"', source):
+        out[name] = {"gpu"}
+    return out
+
+
+def _promql_sources() -> Iterator[tuple[str, str]]:
+    for rule_file in ("monitoring/prometheusrule.yaml",):
+        for group in load_plain(rule_file)[0]["spec"]["groups"]:
+            for rule in group["rules"]:
+                yield rule.get("alert") or rule["record"], rule["expr"]
+    dashboard = json.loads((K8S / "monitoring/grafana-dashboard.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target["expr"]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            yield variable["name"], variable["definition"]
+
+
+def test_alerts_and_dashboard_use_exported_metrics() -> None:
+    exported = _exported_metrics()
+    # Labels Prometheus adds to every scraped series (ServiceMonitor target labels).
+    target_labels = {"namespace", "pod", "job", "service", "instance", "container", "endpoint"}
+    used = 0
+    for where, expr in _promql_sources():
+        # A metric name not preceded by ':' (recording-rule names embed metric names).
+        for match in re.finditer(r"(?<![:\w])(inductive_\w+)(\{[^}]*\})?", expr):
+            name, matchers = match[1], match[2] or ""
+            assert name in exported, f"{where}: {name} is not exported by service/metrics.py"
+            for label in re.findall(r"(\w+)\s*[=!]~?", matchers):
+                assert label in exported[name] | target_labels, f"{where}: {name} has no {label}"
+            used += 1
+        for by in re.findall(r"by \(([^)]*)\)", expr):
+            for label in (s.strip() for s in by.split(",")):
+                known = set().union(*exported.values()) | target_labels
+                assert label in known, f"{where}: no metric has a label {label!r}"
+    assert used > 20
+
+
+def test_training_commands_parse() -> None:
+    """The CronJob's and the one-off Job's arguments are accepted by the training CLI, name a
+    registered architecture and dataset, and publish to the store the server reads."""
+    from training.cli import DEMO_MODELS, build_parser
+    from training.compare import DATASETS
+    from training.models import list_models
+
+    store = configmap_data(render("training"), "inductive-training")["INDUCTIVE_STORE"]
+    parser = build_parser()
+    cron = one(render("training"), "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (job,) = load_plain("training/retrain-once.yaml")
+    commands = [
+        cron["containers"][0]["args"],
+        job["spec"]["template"]["spec"]["containers"][0]["args"],
+    ]
+    for args in commands:
+        # Kubernetes expands $(VAR) from the container's environment before exec.
+        expanded = [a.replace("$(INDUCTIVE_STORE)", store) for a in args]
+        assert "$(" not in " ".join(expanded)
+        ns = parser.parse_args(expanded)
+        if ns.command == "train":
+            assert ns.arch in list_models()
+            assert ns.dataset in DATASETS
+            assert ns.publish == store
+            # Retraining publishes a new version of a model the server already serves.
+            assert ns.name in {d.name for d in DEMO_MODELS}
+            assert ns.out.startswith("/tmp/"), "the root filesystem is read-only"
+        else:
+            assert ns.command == "demo"
+            assert ns.store == store
