@@ -53,9 +53,11 @@ RUN groupadd --system --gid 10001 inductive \
 COPY --from=serve-build /opt/venv /opt/venv
 
 # Every INDUCTIVE_* variable is a field of service.settings.Settings (tests/deploy checks this).
+# The root filesystem is read-only in k8s/: CUDA's kernel JIT cache goes to /tmp, not to $HOME.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    CUDA_CACHE_PATH=/tmp/cuda-cache \
     INDUCTIVE_HOST=0.0.0.0 \
     INDUCTIVE_PORT=8000 \
     INDUCTIVE_STORE=/models \

@@ -60,7 +60,7 @@ def test_every_inductive_variable_is_a_setting() -> None:
 def test_other_variables_are_ones_the_libraries_read() -> None:
     known = {
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION",
-        "PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "HOME",
+        "PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "HOME", "CUDA_CACHE_PATH",
     }  # fmt: skip
     other = {name for _, name in _env_names() if not name.startswith(ENV_PREFIX)}
     assert other <= known, other - known

@@ -324,3 +324,9 @@ def test_grafana_dashboard_is_valid_json() -> None:
         if panel["type"] != "row":
             assert panel["targets"]
             assert all(t["expr"] for t in panel["targets"])
+
+
+def test_readme_quotes_the_real_retraining_command() -> None:
+    cron = one(render("training"), "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    command = " ".join(["python -m training", *cron["containers"][0]["args"]])
+    assert command in (K8S / "README.md").read_text()
