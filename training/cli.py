@@ -31,8 +31,8 @@ class DemoModel:
 
 # Settings chosen to finish all four in well under 5 minutes on 2 CPU cores.
 DEMO_MODELS = (
-    DemoModel("cnn", "cnn", "mnist", TrainConfig(epochs=3, lr=2e-3)),
-    DemoModel("resnet", "resnet", "mnist", TrainConfig(epochs=3, lr=5e-3)),
+    DemoModel("cnn", "cnn", "mnist", TrainConfig(epochs=6, lr=2e-3)),
+    DemoModel("resnet", "resnet", "mnist", TrainConfig(epochs=6, lr=5e-3)),
     DemoModel("gru", "gru", "japanese_vowels", TrainConfig(epochs=25, batch_size=32, lr=5e-3)),
     DemoModel(
         "transformer", "transformer", "japanese_vowels", TrainConfig(epochs=25, batch_size=32)
