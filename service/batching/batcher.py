@@ -1,0 +1,304 @@
+"""The dynamic batcher of one model version: an asyncio queue in front of a worker thread.
+
+A request is a `Pending` holding its inputs and a future. One loop per version takes compatible
+requests off the queue until the batch is full (max batch size, or a preferred size with nothing
+more waiting) or the oldest request has waited the max queue delay, runs the batch in a dedicated
+worker thread (ONNX Runtime releases the GIL, so the event loop keeps accepting requests), and
+resolves each request's future with its own slice of the outputs.
+
+While a batch computes, new requests pile up; the next batch takes them at once because their
+delay window has already passed — under load batches grow by themselves, at low load a request
+waits at most the max queue delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from service.batching.assemble import Layout, assemble, batch_key, split
+from service.errors import (
+    ModelExecutionError,
+    RequestTimeoutError,
+    ServiceError,
+    UnavailableError,
+)
+from service.metrics import VersionMetrics
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+Result = dict[str, np.ndarray]
+
+
+class Clock(Protocol):
+    """Time as the batcher sees it; tests substitute a fake one."""
+
+    def now(self) -> float: ...
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        """Returns when `event` is set or `timeout` seconds have passed, whichever comes first."""
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch_size: int
+    max_queue_delay_s: float
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_size: int = 1024
+    default_timeout_s: float | None = None
+    # False: every request runs alone (batching off), still through the queue and worker thread.
+    merge: bool = True
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    inputs: dict[str, np.ndarray]
+    samples: int
+    key: tuple[object, ...]
+    future: asyncio.Future[Result]
+    enqueued: float
+    deadline: float | None
+    started: bool = False
+
+
+@dataclass(slots=True)
+class _Outcome:
+    results: list[Result | BaseException]
+    compute_s: float
+    ran_alone: bool = False
+
+
+class Batcher:
+    def __init__(
+        self,
+        label: str,
+        runner: Runner,
+        layout: Layout,
+        policy: BatchPolicy,
+        metrics: VersionMetrics,
+        clock: Clock | None = None,
+    ) -> None:
+        self.label = label
+        self._runner = runner
+        self._layout = layout
+        self._policy = policy
+        self._metrics = metrics
+        self._clock = clock or MonotonicClock()
+        self._queue: deque[Pending] = deque()
+        self._arrived = asyncio.Event()
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{label}")
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._busy = False
+
+    # --- the request side (event loop) ---------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name=f"batcher-{self.label}")
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and not self._busy
+
+    def submit(
+        self, inputs: dict[str, np.ndarray], samples: int, timeout_s: float | None = None
+    ) -> asyncio.Future[Result]:
+        """Queues a validated request; its future resolves with that request's outputs."""
+        if self._closing:
+            raise UnavailableError(f"model {self.label} is unloading; retry")
+        if len(self._queue) >= self._policy.max_queue_size:
+            raise UnavailableError(
+                f"model {self.label} is overloaded: {len(self._queue)} requests queued "
+                f"(max_queue_size {self._policy.max_queue_size})"
+            )
+        assert self._loop is not None, "Batcher.start() was not called"
+        now = self._clock.now()
+        timeout = timeout_s if timeout_s is not None else self._policy.default_timeout_s
+        pending = Pending(
+            inputs=inputs,
+            samples=samples,
+            key=batch_key(inputs, self._layout) if self._policy.merge else (),
+            future=self._loop.create_future(),
+            enqueued=now,
+            deadline=None if timeout is None else now + timeout,
+        )
+        self._queue.append(pending)
+        self._metrics.queue_depth.set(len(self._queue))
+        if timeout is not None:
+            self._loop.call_later(timeout, self._expire, pending, timeout)
+        self._arrived.set()
+        return pending.future
+
+    def _expire(self, pending: Pending, timeout: float) -> None:
+        if not pending.started and not pending.future.done():
+            pending.future.set_exception(
+                RequestTimeoutError(
+                    f"request timed out after {timeout * 1000:.1f} ms waiting in the queue of "
+                    f"model {self.label}"
+                )
+            )
+
+    async def close(self) -> None:
+        """Refuses new requests, runs everything queued, then stops the worker thread."""
+        self._closing = True
+        self._arrived.set()
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    # --- the batching loop ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._purge()
+            if not self._queue:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            batch = await self._gather()
+            if batch:
+                await self._execute(batch)
+
+    def _purge(self) -> None:
+        """Drops requests already answered (timed out, or their client went away)."""
+        while self._queue and self._queue[0].future.done():
+            self._queue.popleft()
+
+    async def _gather(self) -> list[Pending]:
+        policy = self._policy
+        window_end = self._queue[0].enqueued + policy.max_queue_delay_s
+        while True:
+            self._purge()
+            if not self._queue:
+                return []
+            available = self._compatible_samples()
+            if (
+                not policy.merge
+                or self._closing
+                or available >= policy.max_batch_size
+                or available in policy.preferred_batch_sizes
+                or self._clock.now() >= window_end
+            ):
+                return self._take()
+            self._arrived.clear()
+            await self._clock.wait(self._arrived, window_end - self._clock.now())
+
+    def _compatible_samples(self) -> int:
+        head = self._queue[0].key
+        total = 0
+        for p in self._queue:
+            if p.key == head and not p.future.done():
+                total += p.samples
+                if total >= self._policy.max_batch_size:
+                    break
+        return total
+
+    def _take(self) -> list[Pending]:
+        head = self._queue[0]
+        if not self._policy.merge:
+            self._queue.popleft()
+            return [head]
+        batch: list[Pending] = []
+        kept: deque[Pending] = deque()
+        samples = 0
+        limit = self._policy.max_batch_size
+        while self._queue:
+            p = self._queue.popleft()
+            if p.future.done():
+                continue
+            if p.key == head.key and samples + p.samples <= limit:
+                batch.append(p)
+                samples += p.samples
+                if samples == limit:
+                    break
+            else:
+                kept.append(p)
+        kept.extend(self._queue)
+        self._queue = kept
+        return batch
+
+    async def _execute(self, batch: list[Pending]) -> None:
+        assert self._loop is not None
+        start = self._clock.now()
+        for p in batch:
+            p.started = True
+            self._metrics.queue_seconds.observe(start - p.enqueued)
+        self._metrics.queue_depth.set(len(self._queue))
+        self._busy = True
+        try:
+            outcome = await self._loop.run_in_executor(self._executor, self._compute, batch)
+        except Exception as exc:  # a bug in assembling, not the model: fail this batch only
+            log.exception("batch of %s failed outside the model", self.label)
+            outcome = _Outcome([exc] * len(batch), 0.0)
+        finally:
+            self._busy = False
+        samples = sum(p.samples for p in batch)
+        if outcome.compute_s:
+            self._metrics.compute_seconds.observe(outcome.compute_s)
+            self._metrics.batch_size.observe(samples)
+            self._metrics.execution_count.inc(len(batch) if outcome.ran_alone else 1)
+            self._metrics.inference_count.inc(samples)
+        for p, result in zip(batch, outcome.results, strict=True):
+            if p.future.done():  # the client went away; its neighbours are unaffected
+                continue
+            if isinstance(result, BaseException):
+                p.future.set_exception(_as_service_error(result, self.label))
+            else:
+                p.future.set_result(result)
+
+    def _compute(self, batch: list[Pending]) -> _Outcome:
+        """Worker thread: one run for the whole batch; if it fails, each request alone, so a
+        request the model cannot take fails by itself and not its neighbours."""
+        requests = [p.inputs for p in batch]
+        samples = [p.samples for p in batch]
+        t0 = time.perf_counter()
+        try:
+            outputs = self._runner(assemble(requests, self._layout))
+            results: list[Result | BaseException] = list(
+                split(outputs, requests, samples, self._layout)
+            )
+            return _Outcome(results, time.perf_counter() - t0)
+        except Exception as exc:
+            if len(batch) == 1:
+                return _Outcome([exc], time.perf_counter() - t0)
+        results = []
+        for request, n in zip(requests, samples, strict=True):
+            try:
+                out = self._runner(assemble([request], self._layout))
+                results.extend(split(out, [request], [n], self._layout))
+            except Exception as exc:
+                results.append(exc)
+        return _Outcome(results, time.perf_counter() - t0, ran_alone=True)
+
+
+def _as_service_error(exc: BaseException, label: str) -> ServiceError:
+    if isinstance(exc, ServiceError):
+        return exc
+    return ModelExecutionError(f"model {label} failed to run this request: {exc}")

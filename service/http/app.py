@@ -1,0 +1,132 @@
+"""The application factory: `create_app(settings)` builds everything; nothing exists at import.
+
+The outermost ASGI callable is `Gateway`: it answers inference itself (see `infer.py` for why)
+and hands every other request, and the lifespan events, to the FastAPI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from service.errors import ServiceError
+from service.http.infer import handle_infer, parse_infer_path
+from service.http.routes import health, models, repository, server
+from service.http.routes import metrics as metrics_route
+from service.http.state import AppState
+from service.metrics import Metrics
+from service.repository import ModelManager
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Raw ASGI: `POST …/infer` here, the rest to FastAPI."""
+
+    def __init__(self, api: FastAPI, state: AppState) -> None:
+        self.api = api
+        self.state = state
+        origins = state.settings.cors_origins
+        # CORS wraps the inference route too, so it sits outside the routing; off by default.
+        self._entry: Any = (
+            self._route
+            if not origins
+            else CORSMiddleware(
+                self._route,  # type: ignore[arg-type]
+                allow_origins=origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "inference-header-content-length"],
+                expose_headers=["inference-header-content-length"],
+            )
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _route(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = parse_infer_path(scope["path"])
+            if route is not None:
+                await handle_infer(self.state, route[0], route[1], scope, receive, send)
+                return
+        await self.api(scope, receive, send)
+
+    async def drain(self, timeout: float) -> bool:
+        """Readiness off, then wait until no inference request is in flight; True if drained."""
+        self.state.manager.begin_drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.state.inflight > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return self.state.inflight == 0
+
+
+def _error_response(status: int, message: str, headers: Any = ()) -> Response:
+    return Response(
+        ServiceError(message).body(),
+        status_code=status,
+        media_type="application/json",
+        headers={k.decode(): v.decode() for k, v in headers},
+    )
+
+
+def _install_error_handlers(api: FastAPI) -> None:
+    async def service_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        return _error_response(exc.status, exc.message, exc.headers)
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error_response(exc.status_code, str(exc.detail))
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return _error_response(400, f"invalid request: {problems}")
+
+    api.add_exception_handler(ServiceError, service_error)
+    api.add_exception_handler(HTTPException, http_error)
+    api.add_exception_handler(RequestValidationError, validation_error)
+
+
+def create_app(settings: Settings) -> Gateway:
+    metrics = Metrics(
+        gpu_device_id=None if settings.providers == "cpu" else settings.cuda_device_id
+    )
+    manager = ModelManager(settings, metrics)
+    state = AppState(settings=settings, manager=manager, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Provider detection fails fast (a bad INDUCTIVE_PROVIDERS stops start-up); models load
+        # in the background so that liveness answers while readiness is still false.
+        await manager.prepare()
+        loading = asyncio.get_running_loop().create_task(manager.load_all())
+        try:
+            yield
+        finally:
+            loading.cancel()
+            await manager.close()
+
+    api = FastAPI(
+        title="Inductive",
+        summary="Open Inference Protocol (V2) server for ONNX models",
+        lifespan=lifespan,
+    )
+    api.state.inductive = state
+    for module in (health, server, models, repository, metrics_route):
+        api.include_router(module.router)
+    _install_error_handlers(api)
+    return Gateway(api, state)

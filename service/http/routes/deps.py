@@ -1,0 +1,27 @@
+"""Dependencies shared by the routers."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import Request, Response
+
+from service.errors import BadRequestError
+from service.http.state import AppState
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.inductive
+    return state
+
+
+def parse_version(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise BadRequestError(f"model version must be a positive integer, got {text[:40]!r}")
+    return int(text)
+
+
+def json_response(content: object, status_code: int = 200) -> Response:
+    """orjson-encoded JSON (FastAPI's ORJSONResponse is deprecated)."""
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")

@@ -1,0 +1,74 @@
+"""Model metadata, readiness and serving config: `/v2/models/{m}[/versions/{v}][/ready|/config]`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+
+from service.errors import UnavailableError
+from service.http.routes.deps import app_state, json_response, parse_version
+from service.http.state import AppState
+from service.repository import ServedVersion
+
+router = APIRouter(prefix="/v2/models", tags=["models"])
+State = Annotated[AppState, Depends(app_state)]
+
+
+def _metadata(state: AppState, served: ServedVersion) -> dict[str, Any]:
+    spec = served.signature
+    return {
+        "name": served.name,
+        "versions": [str(v) for v in state.manager.served_versions(served.name)],
+        "platform": "onnxruntime_onnx",
+        "inputs": [t.model_dump() for t in spec.inputs.values()],
+        "outputs": [t.model_dump() for t in spec.outputs.values()],
+    }
+
+
+def _ready(state: AppState, name: str, version: str | None) -> Response:
+    try:
+        served = state.manager.lookup(name, parse_version(version))
+    except UnavailableError:
+        return json_response({"name": name, "ready": False}, status_code=503)
+    return json_response({"name": served.name, "ready": True})
+
+
+def _config(served: ServedVersion) -> dict[str, Any]:
+    return {
+        "name": served.name,
+        "version": str(served.version),
+        "max_batch_size": served.signature.max_batch_size,
+        "batched": served.signature.batched,
+        **served.config.model_dump(mode="json", exclude={"schema_version"}),
+    }
+
+
+@router.get("/{name}")
+def model_metadata(name: str, state: State) -> Response:
+    return json_response(_metadata(state, state.manager.lookup(name)))
+
+
+@router.get("/{name}/versions/{version}")
+def version_metadata(name: str, version: str, state: State) -> Response:
+    return json_response(_metadata(state, state.manager.lookup(name, parse_version(version))))
+
+
+@router.get("/{name}/ready")
+def model_ready(name: str, state: State) -> Response:
+    return _ready(state, name, None)
+
+
+@router.get("/{name}/versions/{version}/ready")
+def version_ready(name: str, version: str, state: State) -> Response:
+    return _ready(state, name, version)
+
+
+@router.get("/{name}/config")
+def model_config(name: str, state: State) -> Response:
+    return json_response(_config(state.manager.lookup(name)))
+
+
+@router.get("/{name}/versions/{version}/config")
+def version_config(name: str, version: str, state: State) -> Response:
+    return json_response(_config(state.manager.lookup(name, parse_version(version))))

@@ -1,0 +1,245 @@
+"""Request decoding: JSON tensors and Triton's binary tensor extension into numpy arrays.
+
+No per-element Python work for numeric tensors: binary data becomes an array with `np.frombuffer`
+(zero copy), JSON data with one `np.asarray` call. Only BYTES elements are walked one by one,
+because each has its own length. Every size is checked against the declared shape and the
+element limit before anything is allocated.
+
+Binary extension (Triton `docs/protocol/extension_binary_data.md`): the header
+`Inference-Header-Content-Length: N` says the first N bytes are the JSON request; each input with
+`parameters.binary_data_size` takes that many bytes, in input order, from what follows. BYTES
+elements are each a 4-byte little-endian length followed by the bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from service.errors import BadRequestError
+from service.protocol.datatypes import NUMPY_DTYPES
+
+# Request-level parameters the server interprets; the rest are echoed back in the response.
+_RESERVED_PARAMETERS = frozenset(
+    {"binary_data_output", "timeout", "priority", "sequence_id", "sequence_start", "sequence_end"}
+)
+_LENGTH_PREFIX = struct.Struct("<I")
+
+
+@dataclass(slots=True)
+class RequestedOutput:
+    name: str
+    binary: bool
+    classification: int = 0  # top-k classes; 0 = the raw tensor
+
+
+@dataclass(slots=True)
+class InferRequest:
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    datatypes: dict[str, str]
+    outputs: list[RequestedOutput] | None
+    binary_output: bool  # default for outputs the request does not list
+    timeout_s: float | None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_request(body: bytes, header_length: int | None, *, max_elements: int) -> InferRequest:
+    header: bytes | memoryview
+    binary = memoryview(b"")
+    if header_length is None:
+        header = body
+    else:
+        if header_length < 0 or header_length > len(body):
+            raise BadRequestError(
+                f"Inference-Header-Content-Length is {header_length} but the body has "
+                f"{len(body)} bytes"
+            )
+        view = memoryview(body)
+        header, binary = view[:header_length], view[header_length:]
+    try:
+        doc = orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequestError("request body must be a JSON object")
+
+    raw_params = doc.get("parameters") or {}
+    if not isinstance(raw_params, dict):
+        raise BadRequestError("'parameters' must be an object")
+    raw_inputs = doc.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise BadRequestError("'inputs' must be a non-empty list of tensors")
+
+    inputs: dict[str, np.ndarray] = {}
+    datatypes: dict[str, str] = {}
+    offset = 0
+    for raw in raw_inputs:
+        name, datatype, shape = _tensor_header(raw, max_elements)
+        if name in inputs:
+            raise BadRequestError(f"input '{name}' is given twice")
+        params = raw.get("parameters") or {}
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is not None:
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise BadRequestError(f"input '{name}': binary_data_size must be an integer ≥ 0")
+            if offset + size > len(binary):
+                raise BadRequestError(
+                    f"input '{name}': binary_data_size {size} runs past the end of the body "
+                    f"({len(binary) - offset} binary bytes left)"
+                )
+            chunk = binary[offset : offset + size]
+            offset += size
+            array = _from_binary(name, datatype, shape, chunk)
+        elif "data" in raw:
+            array = _from_json(name, datatype, shape, raw["data"])
+        else:
+            raise BadRequestError(f"input '{name}' has neither 'data' nor binary_data_size")
+        inputs[name] = array
+        datatypes[name] = datatype
+    if offset != len(binary):
+        raise BadRequestError(
+            f"the inputs' binary_data_size add up to {offset} bytes but the body carries "
+            f"{len(binary)} binary bytes after the JSON header"
+        )
+
+    binary_output = raw_params.get("binary_data_output", False)
+    if not isinstance(binary_output, bool):
+        raise BadRequestError("parameter 'binary_data_output' must be true or false")
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequestError("'id' must be a string")
+    return InferRequest(
+        id=request_id,
+        inputs=inputs,
+        datatypes=datatypes,
+        outputs=_requested_outputs(doc.get("outputs")),
+        binary_output=binary_output,
+        timeout_s=_timeout(raw_params.get("timeout")),
+        parameters={k: v for k, v in raw_params.items() if k not in _RESERVED_PARAMETERS},
+    )
+
+
+def _tensor_header(raw: object, max_elements: int) -> tuple[str, str, tuple[int, ...]]:
+    if not isinstance(raw, dict):
+        raise BadRequestError("each input must be an object with name, shape, datatype")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadRequestError("an input has no 'name'")
+    datatype = raw.get("datatype")
+    if datatype not in NUMPY_DTYPES:
+        raise BadRequestError(
+            f"input '{name}': unknown datatype {datatype!r} (one of {', '.join(NUMPY_DTYPES)})"
+        )
+    shape = raw.get("shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) > 32
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise BadRequestError(
+            f"input '{name}': shape must be a list of at most 32 integers ≥ 0, got {shape!r}"
+        )
+    count = math.prod(shape)
+    if count > max_elements:
+        raise BadRequestError(
+            f"input '{name}': shape {shape} has {count} elements, above the limit of {max_elements}"
+        )
+    return name, datatype, tuple(shape)
+
+
+def _from_binary(name: str, datatype: str, shape: tuple[int, ...], chunk: memoryview) -> np.ndarray:
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        return _bytes_elements(name, shape, chunk, count)
+    dtype = NUMPY_DTYPES[datatype]
+    expected = count * dtype.itemsize
+    if len(chunk) != expected:
+        raise BadRequestError(
+            f"input '{name}': shape {list(shape)} of {datatype} needs {expected} bytes, "
+            f"binary_data_size is {len(chunk)}"
+        )
+    return np.frombuffer(chunk, dtype=dtype).reshape(shape)
+
+
+def _bytes_elements(name: str, shape: tuple[int, ...], chunk: memoryview, count: int) -> np.ndarray:
+    out = np.empty(count, dtype=object)
+    pos, end = 0, len(chunk)
+    for i in range(count):
+        if pos + 4 > end:
+            raise BadRequestError(f"input '{name}': BYTES data ends after {i} of {count} elements")
+        (length,) = _LENGTH_PREFIX.unpack_from(chunk, pos)
+        pos += 4
+        if pos + length > end:
+            raise BadRequestError(
+                f"input '{name}': BYTES element {i} claims {length} bytes, {end - pos} left"
+            )
+        out[i] = bytes(chunk[pos : pos + length])
+        pos += length
+    if pos != end:
+        raise BadRequestError(
+            f"input '{name}': {end - pos} bytes left over after {count} BYTES elements"
+        )
+    return out.reshape(shape)
+
+
+def _from_json(name: str, datatype: str, shape: tuple[int, ...], data: object) -> np.ndarray:
+    if not isinstance(data, list):
+        data = [data]
+    try:
+        if datatype == "BYTES":
+            array = np.asarray(data, dtype=object)
+        else:
+            array = np.asarray(data, dtype=NUMPY_DTYPES[datatype])
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise BadRequestError(f"input '{name}': data is not a {datatype} tensor: {exc}") from None
+    count = math.prod(shape)
+    if array.size != count:
+        raise BadRequestError(
+            f"input '{name}': shape {list(shape)} needs {count} elements, data has {array.size}"
+        )
+    if datatype == "BYTES":
+        flat = array.reshape(-1)
+        for i, item in enumerate(flat):
+            if isinstance(item, str):
+                flat[i] = item.encode()
+            elif not isinstance(item, bytes):
+                raise BadRequestError(f"input '{name}': BYTES element {i} is not a string")
+        return flat.reshape(shape)
+    return array.reshape(shape)
+
+
+def _requested_outputs(raw: object) -> list[RequestedOutput] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise BadRequestError("'outputs' must be a list")
+    outputs = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadRequestError("each requested output must be an object with a 'name'")
+        params = item.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise BadRequestError(f"output '{item['name']}': 'parameters' must be an object")
+        binary = params.get("binary_data", False)
+        k = params.get("classification", 0)
+        if not isinstance(binary, bool):
+            raise BadRequestError(f"output '{item['name']}': binary_data must be true or false")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise BadRequestError(f"output '{item['name']}': classification must be an integer ≥ 0")
+        outputs.append(RequestedOutput(item["name"], binary, k))
+    return outputs
+
+
+def _timeout(raw: object) -> float | None:
+    """Triton's `timeout` parameter is in microseconds; 0 or absent means the model's default."""
+    if raw is None:
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
+        raise BadRequestError("parameter 'timeout' must be an integer number of microseconds ≥ 0")
+    return raw / 1e6 if raw > 0 else None

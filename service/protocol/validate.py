@@ -1,0 +1,115 @@
+"""Checks a decoded request against the model's signature before it is queued.
+
+Everything a client can get wrong is caught here with a message naming the input and what was
+expected, so that the model only ever sees tensors it can take.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.errors import BadRequestError
+from service.protocol.datatypes import FLOAT_DATATYPES
+from service.protocol.decode import InferRequest
+from service.protocol.signature import ModelSignature
+
+
+def validate_request(request: InferRequest, sig: ModelSignature) -> int:
+    """Returns the request's batch size (samples); raises BadRequestError on any mismatch."""
+    for name in request.inputs:
+        if name not in sig.inputs:
+            raise BadRequestError(
+                f"unknown input '{name}'; the model's inputs are {', '.join(sig.inputs)}"
+            )
+    missing = [n for n in sig.inputs if n not in request.inputs and n not in sig.server_filled]
+    if missing:
+        raise BadRequestError(f"missing input(s) {', '.join(missing)}")
+
+    batch: int | None = None
+    for name, array in request.inputs.items():
+        spec = sig.inputs[name]
+        got_type = request.datatypes[name]
+        if got_type != spec.datatype:
+            raise BadRequestError(
+                f"input '{name}': expected datatype {spec.datatype}, got {got_type}"
+            )
+        if array.ndim != len(spec.shape) or any(
+            want != -1 and want != got for want, got in zip(spec.shape, array.shape, strict=True)
+        ):
+            raise BadRequestError(
+                f"input '{name}': expected shape {list(spec.shape)} (-1 = any), "
+                f"got {list(array.shape)}"
+            )
+        if sig.batched:
+            if batch is None:
+                batch = array.shape[0]
+            elif array.shape[0] != batch:
+                raise BadRequestError(
+                    f"input '{name}': batch size {array.shape[0]} differs from the other "
+                    f"inputs' {batch}"
+                )
+        if got_type == "BYTES":
+            request.inputs[name] = _as_text(name, array)
+        if sig.reject_non_finite and got_type in FLOAT_DATATYPES and not np.isfinite(array).all():
+            raise BadRequestError(f"input '{name}' contains NaN or Inf, which this model refuses")
+
+    if sig.batched:
+        assert batch is not None
+        if batch == 0:
+            raise BadRequestError("empty batch: the batch dimension is 0")
+        if batch > sig.max_batch_size:
+            raise BadRequestError(
+                f"batch size {batch} is above this model's max batch size {sig.max_batch_size}"
+            )
+    _check_ragged_lengths(request, sig)
+    _check_outputs(request, sig)
+    return batch if batch is not None else 1
+
+
+def _as_text(name: str, array: np.ndarray) -> np.ndarray:
+    """ONNX Runtime string tensors hold `str` (it would store `str(b"..")` for bytes): decode
+    each element as UTF-8, the encoding ONNX strings use."""
+    flat = array.reshape(-1)
+    out = np.empty(flat.shape, dtype=object)
+    for i, item in enumerate(flat):
+        try:
+            out[i] = item.decode() if isinstance(item, bytes) else item
+        except UnicodeDecodeError:
+            raise BadRequestError(f"input '{name}': BYTES element {i} is not UTF-8") from None
+    return out.reshape(array.shape)
+
+
+def _check_ragged_lengths(request: InferRequest, sig: ModelSignature) -> None:
+    """Lengths a client sends must fit the tensor it sent: 1 ≤ length ≤ its ragged axis."""
+    if not sig.ragged_axes:
+        return
+    from_signature = sig.server_filled & request.inputs.keys()
+    for name in from_signature:
+        lengths = request.inputs[name]
+        if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
+            continue  # a mask input: its shape was checked against the signature
+        for ragged, axis in sig.ragged_axes.items():
+            if ragged not in request.inputs:
+                continue
+            longest = request.inputs[ragged].shape[axis]
+            if lengths.size and (lengths.min() < 1 or lengths.max() > longest):
+                raise BadRequestError(
+                    f"input '{name}': lengths must be between 1 and {longest} (the length of "
+                    f"'{ragged}' along axis {axis}), got {lengths.min()}..{lengths.max()}"
+                )
+
+
+def _check_outputs(request: InferRequest, sig: ModelSignature) -> None:
+    if request.outputs is None:
+        return
+    seen = set()
+    for out in request.outputs:
+        if out.name not in sig.outputs:
+            raise BadRequestError(
+                f"unknown output '{out.name}'; the model's outputs are {', '.join(sig.outputs)}"
+            )
+        if out.name in seen:
+            raise BadRequestError(f"output '{out.name}' is requested twice")
+        seen.add(out.name)
+        if out.classification and sig.outputs[out.name].datatype == "BYTES":
+            raise BadRequestError(f"output '{out.name}' is BYTES and cannot be classified")

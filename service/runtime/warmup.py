@@ -1,0 +1,26 @@
+"""Warm-up inputs: one run at max batch and one at batch 1 before a version reports ready, so
+that the first client does not pay for ONNX Runtime's lazy allocations (and a model that cannot
+run at all fails its load instead of its first request)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.protocol.datatypes import NUMPY_DTYPES
+from service.protocol.signature import ModelSignature
+
+
+def warmup_inputs(sig: ModelSignature, batch: int) -> dict[str, np.ndarray]:
+    """Dynamic axes get size 1; integers are 1 (a valid length or index), the rest zeros."""
+    inputs = {}
+    for name, spec in sig.inputs.items():
+        shape = [1 if d == -1 else d for d in spec.shape]
+        if sig.batched:
+            shape[0] = batch
+        if spec.datatype == "BYTES":
+            inputs[name] = np.full(shape, "", dtype=object)
+        elif spec.datatype.startswith(("INT", "UINT")):
+            inputs[name] = np.ones(shape, dtype=NUMPY_DTYPES[spec.datatype])
+        else:
+            inputs[name] = np.zeros(shape, dtype=NUMPY_DTYPES[spec.datatype])
+    return inputs

@@ -1,0 +1,149 @@
+"""Tiny ONNX models built with `onnx.helper` for the service tests (no torch, milliseconds).
+
+Each builder writes `<directory>/<name>.onnx` and returns its path. Reused by the reliability and
+benchmark tests: keep the signatures stable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+# V2 datatype → ONNX element type, for the every-datatype model.
+ONNX_TYPES = {
+    "BOOL": TensorProto.BOOL,
+    "UINT8": TensorProto.UINT8,
+    "UINT16": TensorProto.UINT16,
+    "UINT32": TensorProto.UINT32,
+    "UINT64": TensorProto.UINT64,
+    "INT8": TensorProto.INT8,
+    "INT16": TensorProto.INT16,
+    "INT32": TensorProto.INT32,
+    "INT64": TensorProto.INT64,
+    "FP16": TensorProto.FLOAT16,
+    "FP32": TensorProto.FLOAT,
+    "FP64": TensorProto.DOUBLE,
+    "BYTES": TensorProto.STRING,
+}
+
+
+def _save(graph: onnx.GraphProto, directory: Path, name: str) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = Path(directory) / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _value(name: str, elem: int, shape: list[int | str | None]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def add_model(directory: Path, *, offset: float = 0.0, name: str = "add") -> Path:
+    """x, y FP32 [-1, 4] → sum = x + y + offset (offset tells versions apart)."""
+    nodes = [
+        helper.make_node("Add", ["x", "y"], ["xy"]),
+        helper.make_node("Add", ["xy", "c"], ["sum"]),
+    ]
+    const = numpy_helper.from_array(np.array(offset, dtype=np.float32), "c")
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [
+            _value("x", TensorProto.FLOAT, ["batch", 4]),
+            _value("y", TensorProto.FLOAT, ["batch", 4]),
+        ],
+        [_value("sum", TensorProto.FLOAT, ["batch", 4])],
+        initializer=[const],
+    )
+    return _save(graph, directory, name)
+
+
+def add_reference(x: np.ndarray, y: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    return x + y + np.float32(offset)
+
+
+def all_types_model(directory: Path) -> Path:
+    """For every V2 datatype D: input `in_D` [-1, 3] → output `out_D` = Identity."""
+    nodes, inputs, outputs = [], [], []
+    for datatype, elem in ONNX_TYPES.items():
+        nodes.append(helper.make_node("Identity", [f"in_{datatype}"], [f"out_{datatype}"]))
+        inputs.append(_value(f"in_{datatype}", elem, ["batch", 3]))
+        outputs.append(_value(f"out_{datatype}", elem, ["batch", 3]))
+    return _save(helper.make_graph(nodes, "all_types", inputs, outputs), directory, "all_types")
+
+
+def ragged_model(directory: Path) -> Path:
+    """x FP32 [-1, -1, 2] padded along time, lengths INT64 [-1] →
+    mean FP32 [-1, 2] = the mean over the first `lengths` steps (padding masked out)."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "one"], ["t"], axis=0),  # T, a scalar
+        helper.make_node("Range", ["zero", "t", "one"], ["steps"]),  # (T,)
+        helper.make_node("Unsqueeze", ["steps", "axis0"], ["steps_row"]),  # (1, T)
+        helper.make_node("Unsqueeze", ["lengths", "axis1"], ["len_col"]),  # (B, 1)
+        helper.make_node("Less", ["steps_row", "len_col"], ["valid"]),  # (B, T)
+        helper.make_node("Cast", ["valid"], ["valid_f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["valid_f", "axis2"], ["mask"]),  # (B, T, 1)
+        helper.make_node("Mul", ["x", "mask"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "axis1"], ["total"], keepdims=0),  # (B, 2)
+        helper.make_node("Cast", ["len_col"], ["len_f"], to=TensorProto.FLOAT),  # (B, 1)
+        helper.make_node("Div", ["total", "len_f"], ["mean"]),
+    ]
+    consts = [
+        numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+        numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ragged",
+        [_value("x", TensorProto.FLOAT, ["batch", "time", 2]),
+         _value("lengths", TensorProto.INT64, ["batch"])],
+        [_value("mean", TensorProto.FLOAT, ["batch", 2])],
+        initializer=consts,
+    )  # fmt: skip
+    return _save(graph, directory, "ragged")
+
+
+def faulty_model(directory: Path) -> Path:
+    """x FP32 [-1, 4], idx INT64 [-1, 1] → picked = x[i, idx[i]]; an idx outside 0..3 makes
+    ONNX Runtime fail at run time (a fault no signature check can see)."""
+    graph = helper.make_graph(
+        [helper.make_node("GatherElements", ["x", "idx"], ["picked"], axis=1)],
+        "faulty",
+        [
+            _value("x", TensorProto.FLOAT, ["batch", 4]),
+            _value("idx", TensorProto.INT64, ["batch", 1]),
+        ],
+        [_value("picked", TensorProto.FLOAT, ["batch", 1])],
+    )
+    return _save(graph, directory, "faulty")
+
+
+def slow_model(directory: Path, *, width: int = 256, depth: int = 24) -> Path:
+    """x FP32 [-1, width] → y: `depth` chained MatMuls with one shared weight (≈ 3 MFLOP a sample
+    at the defaults), so that requests stay in flight long enough to observe a drain."""
+    rng = np.random.default_rng(0)
+    weight = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+    nodes, last = [], "x"
+    for i in range(depth):
+        out = "y" if i == depth - 1 else f"h{i}"
+        nodes.append(helper.make_node("MatMul", [last, "w"], [out]))
+        last = out
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [_value("x", TensorProto.FLOAT, ["batch", width])],
+        [_value("y", TensorProto.FLOAT, ["batch", width])],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    return _save(graph, directory, "slow")
