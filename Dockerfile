@@ -29,6 +29,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY model_store ./model_store
 COPY service ./service
+# training/ is left out: it needs torch. (Its `inductive-train` script is installed but unusable.)
 # The serving install: base dependencies plus boto3 (the `s3` extra, for s3:// stores); never the
 # `train` extra, so no torch. onnxruntime-gpu is pinned to the build that matches the CUDA 13 base.
 # DL3013 (pin pip versions) flags ".[s3]": that is this project, whose dependency ranges live in
