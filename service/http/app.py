@@ -85,9 +85,12 @@ def _install_error_handlers(api: FastAPI) -> None:
         assert isinstance(exc, ServiceError)
         return _error_response(exc.status, exc.message, exc.headers)
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error_response(exc.status_code, str(exc.detail))
+        message = str(exc.detail)
+        if exc.status_code in (404, 405):
+            message = f"{message}: no route {request.method} {request.url.path[:200]}"
+        return _error_response(exc.status_code, message)
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -18,7 +18,10 @@ RAGGED_CONFIG = ModelConfig(
     batching=BatchingConfig(max_batch_size=16, max_queue_delay_ms=20),
     ragged_inputs=(RaggedInput(input="x", axis=1, pad_value=7.0, lengths_input="lengths"),),
 )
-ADD_CONFIG = ModelConfig(batching=BatchingConfig(max_batch_size=32, max_queue_delay_ms=10))
+ADD_CONFIG = ModelConfig(
+    batching=BatchingConfig(max_batch_size=32, max_queue_delay_ms=10),
+    reject_non_finite_inputs=True,
+)
 
 
 def build_store(store: Path, work: Path) -> Path:

@@ -1,0 +1,278 @@
+"""The dynamic batcher with a fake clock and a fake runner (no server, no ONNX Runtime)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+
+import numpy as np
+import pytest
+
+from model_store.schema import RaggedInput, TensorSpec
+from service.batching import Batcher, BatchPolicy
+from service.batching.assemble import Layout
+from service.errors import ModelExecutionError, RequestTimeoutError, UnavailableError
+from service.metrics import Metrics
+from service.protocol.signature import ModelSignature
+
+
+def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Runs an async test in a fresh event loop (the suite has no asyncio plugin)."""
+
+    @functools.wraps(test)
+    def run(*args: object, **kwargs: object) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+class FakeClock:
+    """Time moves only when the test says so; `wait` wakes on the event or on `advance`."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        alarm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.t + timeout, alarm))
+        waiter = asyncio.ensure_future(event.wait())
+        await asyncio.wait({alarm, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+    async def advance(self, seconds: float) -> None:
+        self.t += seconds
+        for deadline, alarm in self._sleepers:
+            if deadline <= self.t and not alarm.done():
+                alarm.set_result(None)
+        await settle()
+
+
+async def settle() -> None:
+    """Lets the batcher loop and its worker thread run until nothing moves."""
+    for _ in range(20):
+        await asyncio.sleep(0.005)
+
+
+class FakeRunner:
+    """y = 2x; fails on any x == -1; can be held busy to let the queue fill."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict[str, np.ndarray]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.gate.wait(5)
+        self.batches.append({k: v.copy() for k, v in inputs.items()})
+        if (inputs["x"] == -1).any():
+            raise RuntimeError("x == -1 is out of this model's domain")
+        y = inputs["x"].sum(axis=tuple(range(2, inputs["x"].ndim))) if "lengths" in inputs else None
+        return {"y": 2 * inputs["x"]} if y is None else {"y": y}
+
+
+def _signature(ragged: bool = False) -> ModelSignature:
+    if ragged:
+        inputs = (TensorSpec(name="x", datatype="FP32", shape=(-1, -1, 1)),
+                  TensorSpec(name="lengths", datatype="INT64", shape=(-1,)))  # fmt: skip
+        outputs = (TensorSpec(name="y", datatype="FP32", shape=(-1, -1)),)
+    else:
+        inputs = (TensorSpec(name="x", datatype="FP32", shape=(-1, -1)),)
+        outputs = (TensorSpec(name="y", datatype="FP32", shape=(-1, -1)),)
+    return ModelSignature(
+        inputs={t.name: t for t in inputs},
+        outputs={t.name: t for t in outputs},
+        server_filled=frozenset({"lengths"}) if ragged else frozenset(),
+        ragged_axes={"x": 1} if ragged else {},
+        batched=True,
+        max_batch_size=8,
+        reject_non_finite=False,
+        labels={},
+    )
+
+
+RAGGED = (RaggedInput(input="x", axis=1, pad_value=0.0, lengths_input="lengths"),)
+
+
+@pytest.fixture
+def runner() -> Iterator[FakeRunner]:
+    r = FakeRunner()
+    yield r
+    r.gate.set()
+
+
+def _batcher(
+    runner: FakeRunner, clock: FakeClock, ragged: bool = False, **policy: object
+) -> Batcher:
+    defaults: dict[str, object] = {"max_batch_size": 8, "max_queue_delay_s": 0.010}
+    layout = Layout(_signature(ragged), RAGGED if ragged else ())
+    return Batcher(
+        "m:1",
+        runner,
+        layout,
+        BatchPolicy(**(defaults | policy)),  # type: ignore[arg-type]
+        Metrics().for_version("m", 1),
+        clock,
+    )
+
+
+def _x(*rows: list[float]) -> dict[str, np.ndarray]:
+    return {"x": np.array(rows, dtype=np.float32)}
+
+
+@run_async
+async def test_requests_in_the_delay_window_share_one_batch(runner: FakeRunner) -> None:
+    clock = FakeClock()
+    b = _batcher(runner, clock)
+    b.start()
+    futures = [b.submit(_x([1, 1]), 1), b.submit(_x([2, 2], [3, 3]), 2), b.submit(_x([4, 4]), 1)]
+    await settle()
+    assert runner.batches == []  # still inside the 10 ms window
+    await clock.advance(0.011)
+    assert len(runner.batches) == 1
+    assert runner.batches[0]["x"].shape == (4, 2)
+    results = [f.result()["y"] for f in futures]
+    np.testing.assert_array_equal(results[1], [[4, 4], [6, 6]])
+    np.testing.assert_array_equal(results[2], [[8, 8]])
+    await b.close()
+
+
+@run_async
+async def test_full_batch_runs_without_waiting(runner: FakeRunner) -> None:
+    clock = FakeClock()
+    b = _batcher(runner, clock, max_batch_size=4)
+    b.start()
+    futures = [b.submit(_x([i, i]), 1) for i in range(6)]
+    await settle()
+    assert [len(batch["x"]) for batch in runner.batches] == [4]
+    await clock.advance(0.011)
+    assert [len(batch["x"]) for batch in runner.batches] == [4, 2]
+    assert all(f.done() for f in futures)
+    await b.close()
+
+
+@run_async
+async def test_preferred_batch_size_runs_at_once(runner: FakeRunner) -> None:
+    b = _batcher(runner, FakeClock(), preferred_batch_sizes=(2,))
+    b.start()
+    b.submit(_x([1, 1]), 1)
+    b.submit(_x([1, 1]), 1)
+    await settle()
+    assert [len(batch["x"]) for batch in runner.batches] == [2]
+    await b.close()
+
+
+@run_async
+async def test_different_shapes_never_share_a_batch(runner: FakeRunner) -> None:
+    clock = FakeClock()
+    b = _batcher(runner, clock)
+    b.start()
+    narrow, wide = b.submit(_x([1, 1]), 1), b.submit(_x([1, 1, 1]), 1)
+    other_narrow = b.submit(_x([2, 2]), 1)
+    await clock.advance(0.011)
+    await clock.advance(0.011)
+    assert sorted(batch["x"].shape for batch in runner.batches) == [(1, 3), (2, 2)]
+    assert narrow.result()["y"].shape == other_narrow.result()["y"].shape == (1, 2)
+    assert wide.result()["y"].shape == (1, 3)
+    await b.close()
+
+
+@run_async
+async def test_a_failing_request_fails_alone(runner: FakeRunner) -> None:
+    clock = FakeClock()
+    b = _batcher(runner, clock)
+    b.start()
+    good, bad, good2 = b.submit(_x([1, 1]), 1), b.submit(_x([-1, 1]), 1), b.submit(_x([3, 3]), 1)
+    await clock.advance(0.011)
+    np.testing.assert_array_equal(good.result()["y"], [[2, 2]])
+    np.testing.assert_array_equal(good2.result()["y"], [[6, 6]])
+    with pytest.raises(ModelExecutionError, match="out of this model's domain"):
+        bad.result()
+    await b.close()
+
+
+@run_async
+async def test_full_queue_refuses_at_once(runner: FakeRunner) -> None:
+    b = _batcher(runner, FakeClock(), max_queue_size=2)
+    b.start()
+    b.submit(_x([1, 1]), 1)
+    b.submit(_x([1, 1]), 1)
+    with pytest.raises(UnavailableError, match="overloaded"):
+        b.submit(_x([1, 1]), 1)
+    await b.close()
+
+
+@run_async
+async def test_timed_out_request_never_reaches_the_model(runner: FakeRunner) -> None:
+    b = _batcher(runner, FakeClock(), max_queue_delay_s=0.0)
+    b.start()
+    runner.gate.clear()  # the model is busy with the first request
+    first = b.submit(_x([1, 1]), 1)
+    await settle()
+    late = b.submit(_x([5, 5]), 1, timeout_s=0.02)
+    await asyncio.sleep(0.05)
+    with pytest.raises(RequestTimeoutError, match="timed out"):
+        late.result()
+    runner.gate.set()
+    await settle()
+    assert first.result()["y"].tolist() == [[2, 2]]
+    assert all(5 not in batch["x"] for batch in runner.batches)
+    await b.close()
+
+
+@run_async
+async def test_a_cancelled_request_does_not_poison_its_batch(runner: FakeRunner) -> None:
+    clock = FakeClock()
+    b = _batcher(runner, clock)
+    b.start()
+    gone, kept = b.submit(_x([1, 1]), 1), b.submit(_x([2, 2]), 1)
+    gone.cancel()  # its client disconnected
+    await clock.advance(0.011)
+    np.testing.assert_array_equal(kept.result()["y"], [[4, 4]])
+    await b.close()
+
+
+@run_async
+async def test_ragged_inputs_are_padded_and_lengths_filled(runner: FakeRunner) -> None:
+    clock = FakeClock()
+    b = _batcher(runner, clock, ragged=True)
+    b.start()
+    short = {"x": np.ones((1, 2, 1), np.float32)}
+    long = {"x": np.full((2, 5, 1), 2, np.float32)}
+    f_short, f_long = b.submit(short, 1), b.submit(long, 2)
+    await clock.advance(0.011)
+    (batch,) = runner.batches
+    assert batch["x"].shape == (3, 5, 1)
+    np.testing.assert_array_equal(batch["lengths"], [2, 5, 5])
+    np.testing.assert_array_equal(batch["x"][0, 2:, 0], 0)  # pad value
+    # The output's time axis (as long as the padded input) is trimmed back per request.
+    assert f_short.result()["y"].shape == (1, 2)
+    assert f_long.result()["y"].shape == (2, 5)
+    await b.close()
+
+
+@run_async
+async def test_close_drains_then_refuses(runner: FakeRunner) -> None:
+    b = _batcher(runner, FakeClock(), max_queue_delay_s=60.0)
+    b.start()
+    pending = [b.submit(_x([i, i]), 1) for i in range(3)]
+    await b.close()  # does not wait for the 60 s window: closing flushes the queue
+    assert [f.result()["y"][0, 0] for f in pending] == [0, 2, 4]
+    with pytest.raises(UnavailableError, match="unloading"):
+        b.submit(_x([1, 1]), 1)
+
+
+@run_async
+async def test_batching_off_runs_each_request_alone(runner: FakeRunner) -> None:
+    b = _batcher(runner, FakeClock(), merge=False, max_queue_delay_s=0.0)
+    b.start()
+    futures = [b.submit(_x([i, i], [i, i]), 2) for i in range(3)]
+    await settle()
+    assert [batch["x"].shape for batch in runner.batches] == [(2, 2)] * 3
+    assert all(f.done() for f in futures)
+    await b.close()
