@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model_store import open_store
 from training.compare import DATASETS, compare
 from training.data import load_dataset
 from training.pipeline import CHECKPOINT_FILE, package, train_model
@@ -84,8 +85,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from model_store import open_store
-
     store = open_store(args.store)
     present = set(store.list_models())
     start = time.perf_counter()

@@ -92,7 +92,14 @@ def export_onnx(model: nn.Module, example: Split, out_dir: Path, opset: int = OP
         dynamic_shapes = (
             {"x": {0: batch, 1: seq}, "lengths": {0: batch}} if sequence else {"x": {0: batch}}
         )
-        with contextlib.redirect_stdout(io.StringIO()):
+        # torch.export warns about its own deprecated internals (FutureWarning), about the batch
+        # axis being shared by x and lengths (intended) and about RNN weights it re-flattens.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", message="# The axis name")
+            warnings.filterwarnings(
+                "ignore", message="The tensor attributes self.rnn._flat_weights"
+            )
             torch.onnx.export(
                 model, args, str(path), dynamo=True, opset_version=opset,
                 dynamic_shapes=dynamic_shapes, output_names=[OUTPUT_NAME],

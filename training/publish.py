@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import onnx
 import torch
 
+from model_store import ModelStore, onnx_signature, open_store
 from model_store.schema import (
     BatchingConfig,
     Manifest,
@@ -61,8 +63,6 @@ def metrics_of(run: Run) -> dict[str, float]:
 
 def build_manifest(name: str, run: Run) -> Manifest:
     """The version's manifest; `files` and `version` are filled in by `store.publish`."""
-    from model_store import onnx_signature
-
     inputs, outputs = onnx_signature(run.onnx_path)
     variants = {
         v.precision: Variant(
@@ -134,17 +134,18 @@ def write_card(name: str, run: Run) -> None:
 
 
 def publish_run(
-    store: Any, name: str, run: Run, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    store: ModelStore | str | Path,
+    name: str,
+    run: Run,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
 ) -> int:
     """Publish `run` as the next version of `name` in `store` (a path, URL or opened store)."""
-    from model_store import open_store
-
     # A Run only exists once parity passed; check again so no caller can slip one through.
     figures = run.parity.as_dict()
     if not figures["max_abs_diff"] <= PARITY_TOLERANCE or figures["argmax_agreement"] < 1.0:
         raise ParityError(f"{name}: parity {figures} fails; refusing to publish")
-    if isinstance(store, str | bytes) or hasattr(store, "__fspath__"):
-        store = open_store(str(store))
+    if isinstance(store, str | Path):
+        store = open_store(store)
     write_card(name, run)
     version: int = store.publish(
         name, run.files(), build_manifest(name, run), build_config(run, max_batch_size)
