@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model_store.errors import StoreError
 from model_store.store import ModelStore
 
 
@@ -14,7 +13,9 @@ def open_store(uri: str | Path, *, endpoint_url: str | None = None) -> ModelStor
     given; that backend needs `pip install 'inductive[s3]'`."""
     text = str(uri)
     if text.startswith("s3://"):
-        raise StoreError(f"{text}: the S3 backend is not implemented yet (in progress)")
+        from model_store.backends.s3 import S3Backend  # imports boto3 only when asked for
+
+        return ModelStore(S3Backend.from_uri(text, endpoint_url=endpoint_url))
     from model_store.backends.local import LocalBackend
 
     return ModelStore(LocalBackend(Path(text).expanduser()))
