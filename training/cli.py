@@ -21,6 +21,9 @@ from training.variants import Precision
 
 log = logging.getLogger("training")
 
+# Under .cache/ (git-ignored): run directories are scratch, the store is where results live.
+RUNS_DIR = Path(".cache/training")
+
 
 @dataclass(frozen=True)
 class DemoModel:
@@ -67,7 +70,7 @@ def _train_config(args: argparse.Namespace, checkpoint: Path | None = None) -> T
 
 def cmd_train(args: argparse.Namespace) -> int:
     name = args.name or f"{args.arch}-{Path(args.dataset).stem}".lower().replace("_", "-")
-    out_dir = Path(args.out or f"runs/{name}")
+    out_dir = Path(args.out or RUNS_DIR / name)
     out_dir.mkdir(parents=True, exist_ok=True)
     trained = train_model(
         args.arch,
@@ -133,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE", help="model config, e.g. depth=20 or hidden=64 (repeatable)",
     )  # fmt: skip
     train.add_argument("--val-fraction", type=float, default=0.1)
-    train.add_argument("--out", help="run directory (default runs/NAME)")
+    train.add_argument("--out", help=f"run directory (default {RUNS_DIR}/NAME)")
     train.add_argument("--publish", metavar="STORE", help="store directory or s3://bucket/prefix")
     train.add_argument("--name", help="model name in the store (default ARCH-DATASET)")
     train.add_argument("--max-batch-size", type=int, default=64, help="serving batch limit")
@@ -148,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="every architecture on every dataset it fits")
     _add_train_options(cmp, epochs=15)
     cmp.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    cmp.add_argument("--out", default="runs/compare", help="where the table and plot go")
+    cmp.add_argument("--out", default=str(RUNS_DIR / "compare"), help="where the table and plot go")
     cmp.set_defaults(func=cmd_compare)
     return parser
 
