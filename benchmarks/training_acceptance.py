@@ -97,10 +97,13 @@ def run_case(case: Case, work: Path) -> dict[str, Any]:
             v.precision: {"accuracy": v.accuracy, "delta": v.accuracy_delta} for v in run.variants
         },
         "train_config": {
-            "epochs": case.config.epochs, "patience": case.config.patience,
-            "lr": case.config.lr, "batch_size": case.config.batch_size, "seed": case.config.seed,
+            "epochs": case.config.epochs,
+            "patience": case.config.patience,
+            "lr": case.config.lr,
+            "batch_size": case.config.batch_size,
+            "seed": case.config.seed,
         },
-    }  # fmt: skip
+    }
 
 
 def check_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,9 +116,15 @@ def check_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ]
         best, arch = max(scored)
         verdicts.append(
-            {"dataset": dataset, "among": list(archs), "best_arch": arch, "accuracy": best,
-             "threshold": threshold, "passed": best >= threshold}
-        )  # fmt: skip
+            {
+                "dataset": dataset,
+                "among": list(archs),
+                "best_arch": arch,
+                "accuracy": best,
+                "threshold": threshold,
+                "passed": best >= threshold,
+            }
+        )
     return verdicts
 
 

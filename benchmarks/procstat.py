@@ -1,0 +1,51 @@
+"""Server-side measurements: CPU time of a process tree from /proc, counters from /metrics."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids.extend(int(k) for k in task.read_text().split())
+        except OSError:  # the thread ended meanwhile
+            continue
+    return kids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its descendants (MLServer runs its model in a
+    worker process), read from /proc/<pid>/stat (fields 14 and 15)."""
+    total = 0
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces: fields start after its closing parenthesis.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+        stack.extend(_children(current))
+    return total / _TICKS
+
+
+def counter_totals(metrics_url: str, names: tuple[str, ...]) -> dict[str, float]:
+    """Each named counter summed over its label sets (all versions of the served model)."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    totals = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals
