@@ -43,6 +43,8 @@ def resolve_arch(arch: str, dataset: Dataset) -> str:
 def build_model(arch: str, dataset: Dataset, **config: Any) -> nn.Module:
     """A registered model sized for `dataset`, with its input statistics built in."""
     mean, std = dataset.channel_stats()
+    if dataset.kind == "image":
+        config.setdefault("image_size", int(dataset.train.x.shape[-1]))
     return create_model(
         arch,
         num_classes=dataset.num_classes,
