@@ -25,6 +25,7 @@ _DATATYPES = {
     np.dtype(np.uint8): "UINT8",
     np.dtype(np.bool_): "BOOL",
 }
+_NUMPY = {name: dtype for dtype, name in _DATATYPES.items()}
 # The servers ignore the Host header's value; a constant keeps the files independent of ports.
 _HOST = "127.0.0.1"
 
@@ -89,3 +90,23 @@ def write_requests(workload: Workload, protocol: str, directory: Path) -> list[P
         path.write_bytes(raw)
         paths.append(path)
     return paths
+
+
+def decode_response(body: bytes, header_length: int | None) -> dict[str, np.ndarray]:
+    """Output tensors of an inference response, JSON or binary (to check what a server answered
+    to the benchmark's requests)."""
+    doc = orjson.loads(body if header_length is None else body[:header_length])
+    offset = header_length or 0
+    outputs = {}
+    for out in doc["outputs"]:
+        dtype = np.dtype(_NUMPY[out["datatype"]])
+        size = (out.get("parameters") or {}).get("binary_data_size")
+        if size is None:
+            array = np.asarray(out["data"], dtype=dtype)
+        else:
+            array = np.frombuffer(
+                body, dtype=dtype.newbyteorder("<"), count=size // dtype.itemsize, offset=offset
+            )
+            offset += size
+        outputs[out["name"]] = array.reshape(out["shape"])
+    return outputs

@@ -1,0 +1,200 @@
+"""The benchmark harness run for real on tiny models: the request files wrk replays are answered
+correctly by our server, wrk's output is parsed, and a short run writes the report and plots.
+Budget: under 60 s for the directory (each server start is ~2 s)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from benchmarks.bodies import decode_response, write_requests
+from benchmarks.config import BenchConfig
+from benchmarks.measure import measure_point
+from benchmarks.report import evaluate_targets, render
+from benchmarks.run import run, write_outputs
+from benchmarks.servers import Running
+from benchmarks.workload import SEQUENCE_LENGTHS, collate, load_workload
+from benchmarks.wrk import WrkError, parse_wrk_output
+from tests.service.helpers import running_server
+
+needs_wrk = pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)"
+)
+
+
+def _send(url: str, raw_request: bytes) -> tuple[int, bytes, int | None]:
+    """Sends the exact bytes of a request file; returns status, body, binary header length."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(raw_request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = response.read()
+        length = response.getheader("Inference-Header-Content-Length")
+        return response.status, body, None if length is None else int(length)
+
+
+@pytest.mark.parametrize("protocol", ["json", "binary"])
+@pytest.mark.parametrize("model", ["add", "ragged"])
+def test_request_files_are_answered_with_the_models_outputs(
+    tiny_store: Path, tmp_path: Path, protocol: str, model: str
+) -> None:
+    workload = load_workload(tiny_store, model, tmp_path / "cache")
+    files = write_requests(workload, protocol, tmp_path / "requests")
+    assert len(files) == (len(SEQUENCE_LENGTHS) if model == "ragged" else 1)
+    session = ort.InferenceSession(str(workload.model_path), providers=["CPUExecutionProvider"])
+    with running_server(tiny_store, tmp_path) as server:
+        for path, sample in zip(files, workload.samples, strict=True):
+            status, body, header_length = _send(server.url, path.read_bytes())
+            assert status == 200, body[:300]
+            assert (header_length is not None) == (protocol == "binary")
+            outputs = decode_response(body, header_length)
+            expected = dict(
+                zip([o.name for o in session.get_outputs()], session.run(None, sample), strict=True)
+            )
+            assert outputs.keys() == expected.keys()
+            for name, value in expected.items():
+                np.testing.assert_allclose(outputs[name], value, rtol=1e-6, atol=1e-6)
+
+
+def test_collate_pads_ragged_samples_like_the_batcher(tiny_store: Path, tmp_path: Path) -> None:
+    workload = load_workload(tiny_store, "ragged", tmp_path / "cache")
+    batch = collate(workload, 4)
+    assert batch["x"].shape == (4, max(SEQUENCE_LENGTHS[:4]), 2)
+    assert batch["lengths"].tolist() == list(SEQUENCE_LENGTHS[:4])
+    session = ort.InferenceSession(str(workload.model_path), providers=["CPUExecutionProvider"])
+    padded = session.run(None, batch)[0]
+    one_by_one = np.concatenate([session.run(None, s)[0] for s in workload.samples[:4]])
+    np.testing.assert_allclose(padded, one_by_one, rtol=1e-6)
+
+
+@needs_wrk
+def test_wrk_run_is_parsed_and_matches_the_servers_counters(
+    tiny_store: Path, tmp_path: Path
+) -> None:
+    workload = load_workload(tiny_store, "ragged", tmp_path / "cache")
+    files = write_requests(workload, "binary", tmp_path / "requests")
+    with running_server(tiny_store, tmp_path) as server:
+        running = Running(server.process.pid, server.url, server.url + "/metrics", server.log_path)
+        point = measure_point(running, files, workload.path, 4, 1.0, None)
+        served = server.metrics()
+    assert point["requests"] > 50
+    assert point["errors"] == 0
+    assert point["throughput"] == pytest.approx(point["requests"] / point["duration_s"])
+    lat = point["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert point["mean_batch"] >= 1.0
+    assert 0 < point["server_cpu"] <= 2.0
+    # wrk counts the answers it got; the server inferred at least those (warm-up aside).
+    inferred = sum(v for k, v in served.items() if k.startswith("inductive_inference_count_total"))
+    assert inferred >= point["requests"]
+
+
+def test_wrk_output_without_the_json_line_is_an_error() -> None:
+    with pytest.raises(WrkError, match="no WRK_JSON line"):
+        parse_wrk_output("Running 1s test @ http://127.0.0.1:1\n  unable to connect\n")
+
+
+@needs_wrk
+def test_short_run_writes_results_report_and_plots(tiny_store: Path, tmp_path: Path) -> None:
+    config = BenchConfig(
+        store=tiny_store,
+        models=("add",),
+        contenders=("raw", "binary", "json-nobatch"),
+        concurrency=(1, 4),
+        duration_s=1.0,
+        warmup_s=1.0,
+        raw_seconds=0.2,
+        raw_batches=(1, 4),
+        out_dir=tmp_path / "out",
+        work_dir=tmp_path / "work",
+    )
+    results = run(config, "pytest")
+    saved = json.loads((config.out_dir / "results.json").read_text())
+    assert saved["models"]["add"]["raw"][1]["batch"] == 4
+    contenders = saved["models"]["add"]["contenders"]
+    assert set(contenders) == {"binary", "json-nobatch"}
+    for entry in contenders.values():
+        assert [p["concurrency"] for p in entry["points"]] == [1, 4]
+        assert all(p["errors"] == 0 and p["requests"] > 0 for p in entry["points"])
+    assert contenders["json-nobatch"]["points"][1]["mean_batch"] == pytest.approx(1.0)
+    report = (config.out_dir / "report.md").read_text()
+    assert "Inductive binary, batching on" in report
+    assert report.count("not measured") >= 5  # no cnn/resnet in this store
+    for plot in ("add-throughput.png", "add-latency.png"):
+        assert (config.out_dir / plot).read_bytes()[:4] == b"\x89PNG"
+    write_outputs(results, config.out_dir)  # re-rendering a finished run works
+
+
+def _point(concurrency: int, rps: float, p50: float, p99: float, errors: int = 0) -> dict:
+    latency = {"mean": p50, "p50": p50, "p90": p99, "p99": p99, "p999": p99, "max": p99}
+    return {
+        "concurrency": concurrency,
+        "throughput": rps,
+        "latency_ms": latency,
+        "errors": errors,
+        "mean_batch": None,
+        "server_cpu": 1.0,
+    }
+
+
+def _results(binary_rps: float, mlserver_p99: float, errors: int = 0) -> dict:
+    raw = [
+        {"batch": 1, "throughput": 2900.0, "p50_ms": 0.34, "p99_ms": 0.4},
+        {"batch": 32, "throughput": 3500.0, "p50_ms": 9.1, "p99_ms": 9.5},
+    ]
+    cnn = {
+        "version": 1,
+        "samples": 1,
+        "ragged": False,
+        "raw": raw,
+        "contenders": {
+            "binary": {
+                "label": "b",
+                "protocol": "binary",
+                "points": [_point(1, 1500, 0.6, 1.0), _point(32, binary_rps, 9, 20, errors)],
+            },
+            "json": {"label": "j", "protocol": "json", "points": [_point(32, 2000, 15, 30)]},
+            "mlserver": {
+                "label": "m",
+                "protocol": "json",
+                "points": [_point(32, 1000, 30, mlserver_p99)],
+            },
+        },
+    }
+    meta = {
+        "started": "now",
+        "cpu": "cpu",
+        "cores": 2,
+        "server_core": 0,
+        "client_core": 1,
+        "duration_s": 1,
+        "warmup_s": 1,
+        "raw_seconds": 1,
+        "onnxruntime": "x",
+        "wrk": "wrk",
+        "python": "3",
+        "command": "c",
+        "load_before": [0.1],
+        "load_after": [0.2],
+    }
+    return {"meta": meta, "models": {"cnn": cnn}}
+
+
+def test_targets_are_judged_on_the_figures() -> None:
+    met = evaluate_targets(_results(binary_rps=2800, mlserver_p99=97))
+    assert [t.met for t in met] == [True, True, True, True, None]  # no resnet: not measured
+    assert "2,800 req/s vs raw 3,500/s (batch 32) = 0.80 ×" in met[0].measured
+    missed = evaluate_targets(_results(binary_rps=2700, mlserver_p99=50))
+    assert [t.met for t in missed][:2] == [False, False]  # 0.77 × raw; p99 20 ≥ 50 / 3
+    with_errors = evaluate_targets(_results(binary_rps=3000, mlserver_p99=97, errors=3))
+    assert with_errors[0].met is False
+    assert "3 errors" in with_errors[0].measured
+    assert "**missed**" in render(_results(binary_rps=2700, mlserver_p99=50))
