@@ -101,9 +101,8 @@ class S3Backend(Backend):
             # Few retries: an unreachable store should be reported in seconds, not minutes.
             retries={"mode": "standard", "total_max_attempts": 3},
         )
-        client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"), config=config
-        )
+        # endpoint_url=None lets boto3 read AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 itself.
+        client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
         return cls(client, bucket, prefix)
 
     # -- plumbing -----------------------------------------------------------------------------

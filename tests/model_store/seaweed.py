@@ -52,6 +52,13 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
+def _die_with_parent() -> list[str]:
+    """A command prefix that has the kernel kill the server if the test process dies without
+    stopping it (util-linux `setpriv`; without it, a killed test run may leave a server)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
+
+
 class SeaweedS3:
     """One `weed server` (master, volume, filer, S3 gateway) serving one bucket."""
 
@@ -106,6 +113,7 @@ class SeaweedS3:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         mgrpc, vgrpc, fgrpc, sgrpc = self._grpc_ports
         command = [
+            *_die_with_parent(),
             weed_binary(),
             "server",
             f"-dir={self.data_dir}",
@@ -133,7 +141,10 @@ class SeaweedS3:
         ]
         log_file = (self.data_dir / "weed.log").open("ab")
         self._process = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log_file.close()
         self._wait_until_ready(timeout)
