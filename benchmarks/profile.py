@@ -1,0 +1,134 @@
+"""Where the served microseconds go: py-spy samples our server while wrk loads it.
+
+    python -m benchmarks.profile --model cnn --seconds 20 [--protocol json] [--concurrency 32]
+
+Writes benchmarks/results/profile/<model>-<protocol>-c<N>.speedscope.json (open it in
+https://www.speedscope.app) and a markdown summary beside it: the functions holding the most
+samples, by self time and including callees, across all threads of the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bodies import write_requests
+from benchmarks.config import DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
+from benchmarks.measure import ours_launch
+from benchmarks.run import ensure_store
+from benchmarks.servers import serve
+from benchmarks.workload import load_workload
+from benchmarks.wrk import run_wrk
+
+TOP = 25
+
+
+def _pyspy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(found).exists():
+        sys.exit("py-spy is not installed: .venv/bin/pip install py-spy (it is in the dev extra)")
+    return found
+
+
+def summarize(speedscope: dict[str, Any], top: int = TOP) -> str:
+    """Markdown tables of the heaviest frames, from a py-spy speedscope profile."""
+    frames = speedscope["shared"]["frames"]
+    names = [f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})" for f in frames]
+    own: Counter[int] = Counter()
+    total: Counter[int] = Counter()
+    samples = 0.0
+    for profile in speedscope["profiles"]:
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
+            samples += weight
+            if stack:
+                own[stack[-1]] += weight
+            for frame in set(stack):
+                total[frame] += weight
+    unit = speedscope["profiles"][0].get("unit", "samples") if speedscope["profiles"] else ""
+    lines = [f"{samples:.2f} {unit} sampled, busy time only (idle threads are not sampled).", ""]
+    for title, counts in (("self time", own), ("including callees", total)):
+        lines += [f"### Top {top} by {title}", "", "| % | frame |", "| ---: | --- |"]
+        lines += [
+            f"| {100 * n / max(samples, 1):.1f} | `{names[i]}` |"
+            for i, n in counts.most_common(top)
+        ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--protocol", choices=("binary", "json"), default="binary")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--no-batching", dest="batching", action="store_false")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
+    parser.add_argument("--native", action="store_true", help="C/C++ frames too (slower)")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "profile")
+    args = parser.parse_args()
+    pyspy = _pyspy()
+    config = BenchConfig(store=args.store, models=(args.model,))
+    ensure_store(config.store, config.models)
+    workload = load_workload(config.store, args.model, WORK_DIR / "cache")
+    files = write_requests(workload, args.protocol, WORK_DIR / "requests")
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.model}-{args.protocol}-c{args.concurrency}" + (
+        "" if args.batching else "-nobatch"
+    )
+    profile_path = args.out / f"{stem}.speedscope.json"
+    launch = ours_launch(config, args.model, args.batching)
+    log_path = WORK_DIR / "logs" / f"profile-{stem}.log"
+    with serve(launch, core=config.server_core, log_path=log_path) as running:
+        url = running.url + workload.path
+        run_wrk(url, files, connections=args.concurrency, duration_s=3, core=config.client_core)
+        record = [
+            pyspy,
+            "record",
+            "--pid",
+            str(running.pid),
+            "--duration",
+            str(round(args.seconds)),
+            "--rate",
+            str(args.rate),
+            "--format",
+            "speedscope",
+            "--output",
+            str(profile_path),
+            "--nonblocking",
+            *(["--native"] if args.native else []),
+        ]
+        spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # wrk runs a second longer than py-spy samples, so every sample is under load.
+        result = run_wrk(
+            url,
+            files,
+            connections=args.concurrency,
+            duration_s=args.seconds + 1,
+            core=config.client_core,
+        )
+        _, err = spy.communicate(timeout=60)
+        if spy.returncode != 0:
+            sys.exit(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-1500:]}")
+    summary = summarize(json.loads(profile_path.read_text()))
+    header = (
+        f"# Profile: `{args.model}`, {args.protocol}, c={args.concurrency}, batching "
+        f"{'on' if args.batching else 'off'}\n\n"
+        f"Under load: {result.throughput:,.0f} req/s, p50 {result.latency_ms['p50']:.2f} ms, "
+        f"p99 {result.latency_ms['p99']:.2f} ms, {result.errors} errors. Profile: "
+        f"`{profile_path.name}` (speedscope). Command: `python -m benchmarks.profile "
+        f"{' '.join(sys.argv[1:])}`\n\n"
+    )
+    (args.out / f"{stem}.md").write_text(header + summary)
+    print(header + summary)
+
+
+if __name__ == "__main__":
+    main()
