@@ -31,8 +31,8 @@ _FLAGS = {
     "poll_interval_s": float, "host": str, "port": int, "providers": str,
     "cuda_device_id": int, "intra_op_threads": int, "precision": str,
     "max_batch_size": int, "max_queue_delay_ms": float, "max_queue_size": int,
-    "default_timeout_ms": float, "shutdown_grace_s": float, "log_format": str,
-    "log_level": str,
+    "default_timeout_ms": float, "shutdown_grace_s": float, "shutdown_delay_s": float,
+    "log_format": str, "log_level": str,
 }  # fmt: skip
 
 
@@ -57,10 +57,13 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
 class DrainingServer(uvicorn.Server):
     """uvicorn, with SIGTERM/SIGINT draining the app before the listener closes."""
 
-    def __init__(self, config: uvicorn.Config, gateway: Gateway, grace_s: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, gateway: Gateway, grace_s: float, linger_s: float
+    ) -> None:
         super().__init__(config)
         self.gateway = gateway
         self.grace_s = grace_s
+        self.linger_s = linger_s
         self._drain: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -84,7 +87,7 @@ class DrainingServer(uvicorn.Server):
     async def _drain_then_exit(self) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        drained = await self.gateway.drain(self.grace_s)
+        drained = await self.gateway.drain(self.grace_s, self.linger_s)
         if not drained:
             log.warning("grace period over with %d requests in flight", self.gateway.state.inflight)
         # What is left of the grace period bounds uvicorn's own connection shutdown.
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         backlog=2048,
         h11_max_incomplete_event_size=64 * 1024,
     )
-    server = DrainingServer(config, gateway, settings.shutdown_grace_s)
+    server = DrainingServer(config, gateway, settings.shutdown_grace_s, settings.shutdown_delay_s)
     server.run()
     if not server.started:
         sys.exit(3)

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from model_store import ModelNotFoundError, open_store
-from model_store.schema import Manifest, ModelConfig, VersionPolicy
+from model_store.schema import (
+    InvalidModelNameError,
+    Manifest,
+    ModelConfig,
+    VersionPolicy,
+    validate_model_name,
+)
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
 from service.errors import BadRequestError, NotFoundError, UnavailableError
@@ -240,8 +246,10 @@ class ModelManager:
             return errors
 
     def _read_model(self, name: str) -> tuple[ModelConfig, list[int], dict[str, int]]:
-        config = self._store.config(name)
         versions = self._store.list_versions(name)
+        if not versions:
+            raise ModelNotFoundError(f"model '{name}' has no complete version in the store")
+        config = self._store.config(name)
         aliases = self._store.aliases(name) if config.version_policy.kind == "alias" else {}
         return config, versions, aliases
 
@@ -334,13 +342,17 @@ class ModelManager:
         if self.settings.model_control_mode == "none":
             raise BadRequestError("model control mode is 'none': the repository API cannot load")
         try:
+            validate_model_name(name)
             errors = await self.sync(name, raise_store_errors=True)
-        except ModelNotFoundError:
+        except (ModelNotFoundError, InvalidModelNameError):
             raise NotFoundError(f"model '{name}' is not in the store") from None
         except Exception as exc:
             raise UnavailableError(f"cannot read model '{name}' from the store: {exc}") from None
-        if errors and name not in self._served:
-            raise BadRequestError(f"failed to load model '{name}': {'; '.join(errors)}")
+        if errors:
+            served = ", ".join(f"v{v}" for v in self.served_versions(name)) or "nothing"
+            raise BadRequestError(
+                f"failed to load model '{name}' (serving {served}): {'; '.join(errors)}"
+            )
 
     async def unload(self, name: str) -> None:
         if self.settings.model_control_mode == "none":

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         default=25.0, ge=0, description="On SIGTERM, how long accepted requests may take to finish."
     )
+    shutdown_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="On SIGTERM, keep the listener open answering 503 (readiness false) at least "
+        "this long, so load balancers see it before connections are refused; within the grace.",
+    )
 
     # --- security -------------------------------------------------------------------------
     admin_token: SecretStr | None = Field(

@@ -61,12 +61,15 @@ class Gateway:
                 return
         await self.api(scope, receive, send)
 
-    async def drain(self, timeout: float) -> bool:
-        """Readiness off, then wait until no inference request is in flight; True if drained."""
+    async def drain(self, timeout: float, linger: float = 0.0) -> bool:
+        """Readiness off, then wait until no inference request is in flight (and at least
+        `linger` seconds); True if drained within `timeout`."""
         self.state.manager.begin_drain()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.state.inflight > 0 and loop.time() < deadline:
+        start = loop.time()
+        deadline = start + timeout
+        linger_end = start + min(linger, timeout)
+        while (self.state.inflight > 0 or loop.time() < linger_end) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         return self.state.inflight == 0
 

@@ -147,3 +147,45 @@ def slow_model(directory: Path, *, width: int = 256, depth: int = 24) -> Path:
         initializer=[numpy_helper.from_array(weight, "w")],
     )
     return _save(graph, directory, "slow")
+
+
+def unknown_op_model(directory: Path) -> Path:
+    """Valid ONNX, same signature as `add_model`, but using an op no runtime implements:
+    ONNX Runtime refuses it when the session is created (and no custom-op library is loaded)."""
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOp", ["x", "y"], ["sum"], domain="com.example.nothing")],
+        "unknown_op",
+        [_value(n, TensorProto.FLOAT, ["batch", 4]) for n in ("x", "y")],
+        [_value("sum", TensorProto.FLOAT, ["batch", 4])],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[
+            helper.make_opsetid("", OPSET),
+            helper.make_opsetid("com.example.nothing", 1),
+        ],
+    )
+    model.ir_version = 8
+    path = Path(directory) / "unknown_op.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def warmup_failure_model(directory: Path) -> Path:
+    """Same signature as `add_model`; the session opens but every run fails (a fixed Reshape
+    of a dynamic batch), so the version fails at warm-up, before serving anything."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["x", "y"], ["xy"]),
+            helper.make_node("Reshape", ["xy", "three"], ["flat"]),
+            helper.make_node("Reshape", ["flat", "back"], ["sum"]),
+        ],
+        "warmup_failure",
+        [_value(n, TensorProto.FLOAT, ["batch", 4]) for n in ("x", "y")],
+        [_value("sum", TensorProto.FLOAT, ["batch", 4])],
+        initializer=[
+            numpy_helper.from_array(np.array([3], dtype=np.int64), "three"),
+            numpy_helper.from_array(np.array([-1, 4], dtype=np.int64), "back"),
+        ],
+    )
+    return _save(graph, directory, "warmup_failure")

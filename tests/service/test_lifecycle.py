@@ -1,0 +1,212 @@
+"""Model lifecycle on the real server: hot reload under load without a failed request, failed
+versions never replacing a working one, the repository API and its auth, alias policies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from model_store import open_store
+from model_store.schema import BatchingConfig, ModelConfig, VersionPolicy
+from tests.service import models
+from tests.service.helpers import ServerProcess, publish, running_server
+
+ADMIN = "s3cret-admin-token"
+OFFSETS = {1: 0.0, 2: 100.0, 3: 200.0}
+
+
+def _infer(client: httpx.Client, url: str, x: np.ndarray) -> tuple[int, np.ndarray | str]:
+    body = {"inputs": [
+        {"name": n, "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
+        for n in ("x", "y")
+    ]}  # fmt: skip
+    response = client.post(f"{url}/v2/models/add/infer", json=body, timeout=30)
+    if response.status_code != 200:
+        return -response.status_code, response.text
+    doc = response.json()
+    out = doc["outputs"][0]
+    return int(doc["model_version"]), np.asarray(out["data"], np.float32).reshape(out["shape"])
+
+
+class Load:
+    """Client threads sending requests until stopped; every answer checked against its version."""
+
+    def __init__(self, url: str, threads: int = 6) -> None:
+        self.url = url
+        self.failures: list[str] = []
+        self.versions: list[list[int]] = [[] for _ in range(threads)]
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _run(self, index: int) -> None:
+        rng = np.random.default_rng(index)
+        with httpx.Client() as client:
+            while not self._stop.is_set():
+                x = rng.standard_normal((1 + index % 2, 4), dtype=np.float32)
+                try:
+                    version, result = _infer(client, self.url, x)
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"transport: {exc!r}")
+                    continue
+                if version < 0:
+                    self.failures.append(f"status {-version}: {result}")
+                    continue
+                expected = models.add_reference(x, x, OFFSETS[version])
+                if not np.array_equal(result, expected):
+                    self.failures.append(f"v{version}: wrong result")
+                self.versions[index].append(version)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
+def _wait_for(condition: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise TimeoutError("condition not met in time")
+
+
+def _admin(server: ServerProcess, path: str, token: str | None = ADMIN) -> httpx.Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return httpx.post(f"{server.url}/v2/repository{path}", headers=headers, timeout=60)
+
+
+def _index(server: ServerProcess) -> dict[tuple[str, str], dict[str, str]]:
+    entries = _admin(server, "/index").json()
+    return {(e["name"], e.get("version", "")): e for e in entries}
+
+
+@pytest.mark.slow
+def test_hot_reload_under_load_fails_no_request(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    config = ModelConfig(batching=BatchingConfig(max_batch_size=16, max_queue_delay_ms=2))
+    publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]), config=config)
+    env = {"INDUCTIVE_POLL_INTERVAL_S": "0.2", "INDUCTIVE_ADMIN_TOKEN": ADMIN}
+    with running_server(store, tmp_path, env) as server, Load(server.url) as load:
+        time.sleep(0.5)
+        for version in (2, 3):
+            path = models.add_model(tmp_path, offset=OFFSETS[version], name=f"add_v{version}")
+            assert publish(store, "add", path, config=config) == version
+            _wait_for(lambda v=version: any(v in seen[-3:] for seen in load.versions if seen))
+            time.sleep(0.5)
+        index = _index(server)
+        state = server.metrics()
+    assert load.failures == []
+    assert sum(map(len, load.versions)) > 100
+    for seen in load.versions:
+        assert seen == sorted(seen), "a client saw an older version after a newer one"
+        assert seen[-1] == 3
+    assert index[("add", "3")]["state"] == "READY"
+    for old in ("1", "2"):
+        assert index[("add", old)]["state"] == "UNAVAILABLE"
+    assert state['inductive_model_state{model="add",state="READY",version="3"}'] == 1
+
+
+@pytest.fixture
+def explicit_server(tmp_path: Path) -> tuple[ServerProcess, Path]:
+    store = tmp_path / "store"
+    publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
+    env = {"INDUCTIVE_MODEL_CONTROL_MODE": "explicit", "INDUCTIVE_ADMIN_TOKEN": ADMIN}
+    with running_server(store, tmp_path, env) as server:
+        yield server, store  # type: ignore[misc]
+
+
+def test_failed_versions_never_replace_the_working_one(
+    explicit_server: tuple[ServerProcess, Path], tmp_path: Path
+) -> None:
+    server, store = explicit_server
+    x = np.ones((1, 4), np.float32)
+    failures = {
+        2: models.unknown_op_model(tmp_path),
+        3: models.warmup_failure_model(tmp_path),
+        4: models.add_model(tmp_path, offset=5.0, name="corrupted"),
+    }
+    for version, path in failures.items():
+        assert publish(store, "add", path) == version
+    # A checksum mismatch: the published file changes after its manifest was written.
+    with (store / "add" / "4" / "model.onnx").open("ab") as f:
+        f.write(b"tampered")
+    # The policy (latest 1) wants v4, then v3 and v2 are not wanted at all: load each in turn by
+    # pointing a `specific` policy at it.
+    reasons = {}
+    for version in failures:
+        open_store(str(store)).set_config(
+            "add", ModelConfig(version_policy=VersionPolicy(kind="specific", versions=(version,)))
+        )
+        response = _admin(server, "/models/add/load")
+        assert response.status_code == 400, response.text
+        assert f"version {version}" in response.json()["error"]
+        reasons[version] = _index(server)[("add", str(version))]
+        with httpx.Client() as client:
+            assert _infer(client, server.url, x)[0] == 1  # v1 still serves
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+    assert all(r["state"] == "FAILED" for r in reasons.values())
+    assert "NoSuchOp" in reasons[2]["reason"]
+    assert "Reshape" in reasons[3]["reason"] or "reshape" in reasons[3]["reason"].lower()
+    assert "IntegrityError" in reasons[4]["reason"]
+    assert server.metrics()['inductive_model_load_failures_total{model="add"}'] == 3
+
+
+def test_repository_api_auth_and_unload(explicit_server: tuple[ServerProcess, Path]) -> None:
+    server, _ = explicit_server
+    missing = _admin(server, "/index", token=None)
+    assert missing.status_code == 401
+    assert "Bearer" in missing.json()["error"]
+    wrong = _admin(server, "/index", token="not-it")
+    assert wrong.status_code == 403
+    assert "not-it" not in wrong.text
+    assert ADMIN not in server.log()
+    assert _index(server)[("add", "1")]["state"] == "READY"
+    assert _admin(server, "/models/nope/load").status_code == 404
+    assert _admin(server, "/models/add/unload").status_code == 200
+    with httpx.Client() as client:
+        status, message = _infer(client, server.url, np.ones((1, 4), np.float32))
+    assert status == -404
+    assert "not loaded" in str(message)
+    assert _index(server)[("add", "1")]["state"] == "UNAVAILABLE"
+    assert _admin(server, "/models/add/load").status_code == 200
+    with httpx.Client() as client:
+        assert _infer(client, server.url, np.ones((1, 4), np.float32))[0] == 1
+
+
+def test_alias_policy_follows_promote_and_rollback(
+    explicit_server: tuple[ServerProcess, Path], tmp_path: Path
+) -> None:
+    server, store_dir = explicit_server
+    store = open_store(str(store_dir))
+    store.set_config("add", ModelConfig(version_policy=VersionPolicy(kind="alias")))
+    publish(store_dir, "add", models.add_model(tmp_path, offset=OFFSETS[2], name="v2"))
+    x = np.ones((1, 4), np.float32)
+
+    def served_after_load() -> int:
+        assert _admin(server, "/models/add/load").status_code == 200
+        with httpx.Client() as client:
+            return _infer(client, server.url, x)[0]  # type: ignore[return-value]
+
+    store.promote("add", 1)
+    assert served_after_load() == 1
+    store.promote("add", 2)
+    assert served_after_load() == 2
+    store.rollback("add")
+    assert served_after_load() == 1
+
+
+def test_repository_api_off_without_admin_token(server: ServerProcess) -> None:
+    response = httpx.post(f"{server.url}/v2/repository/index")
+    assert response.status_code == 403
+    assert "INDUCTIVE_ADMIN_TOKEN" in response.json()["error"]
