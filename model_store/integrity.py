@@ -31,6 +31,8 @@ def compare_listing(actual: Mapping[str, int], manifest: Manifest) -> None:
 
 def list_version_dir(version_dir: Path) -> dict[str, int]:
     """key → size of every file under `version_dir` except the manifest; refuses symlinks."""
+    if version_dir.is_symlink():
+        raise UnsafeModelError(f"{version_dir} is a symlink; versions hold none")
     found: dict[str, int] = {}
     for dirpath, dirnames, filenames in os.walk(version_dir):
         base = Path(dirpath)

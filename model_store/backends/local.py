@@ -81,12 +81,13 @@ class LocalBackend(Backend):
 
     def versions(self, name: str) -> list[int]:
         model_dir = self._model_dir(name)
-        if not model_dir.is_dir():
+        # Symlinked model or version directories could lead anywhere: they are not versions.
+        if model_dir.is_symlink() or not model_dir.is_dir():
             return []
         found = []
         for entry in model_dir.iterdir():
             version = version_dir_name(entry.name)
-            if version is not None and (entry / MANIFEST_FILE).is_file():
+            if version is not None and not entry.is_symlink() and (entry / MANIFEST_FILE).is_file():
                 found.append(version)
         return sorted(found)
 

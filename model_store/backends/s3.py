@@ -27,6 +27,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,13 @@ _CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _DOCUMENT_ATTEMPTS = 50
 # A claimed version still without a manifest after this long belongs to a dead publisher.
 ABANDONED_AFTER = timedelta(hours=24)
+
+
+@dataclass
+class _Scan:
+    complete: set[int] = field(default_factory=set)  # manifest present
+    with_objects: set[int] = field(default_factory=set)  # any object under <N>/
+    claims: dict[int, datetime] = field(default_factory=dict)  # claim time
 
 
 def _code(exc: Exception) -> str:
@@ -172,23 +180,24 @@ class S3Backend(Backend):
         names = (p[len(self._root) :].rstrip("/") for p in prefixes)
         return sorted(n for n in names if MODEL_NAME_PATTERN.fullmatch(n))
 
-    def _scan(self, name: str) -> tuple[set[int], dict[int, datetime]]:
-        """(complete versions, claimed version → claim time) of a model, in one listing."""
+    def _scan(self, name: str) -> _Scan:
+        """What the objects of one model say about its versions, from one listing."""
         base = self._key(name) + "/"
-        complete: set[int] = set()
-        claims: dict[int, datetime] = {}
+        scan = _Scan()
         with self._calls(f"listing {name}"):
             for page in self._list(base):
                 for obj in page.get("Contents", []):
                     first, _, rest = obj["Key"][len(base) :].partition("/")
                     if first == CLAIMS and (v := version_dir_name(rest)) is not None:
-                        claims[v] = obj["LastModified"]
-                    elif rest == MANIFEST_FILE and (v := version_dir_name(first)) is not None:
-                        complete.add(v)
-        return complete, claims
+                        scan.claims[v] = obj["LastModified"]
+                    elif (v := version_dir_name(first)) is not None:
+                        scan.with_objects.add(v)
+                        if rest == MANIFEST_FILE:
+                            scan.complete.add(v)
+        return scan
 
     def versions(self, name: str) -> list[int]:
-        return sorted(self._scan(name)[0])
+        return sorted(self._scan(name).complete)
 
     def read_manifest(self, name: str, version: int) -> bytes | None:
         with self._calls(f"reading {name} v{version} manifest"):
@@ -229,18 +238,20 @@ class S3Backend(Backend):
         return version
 
     def _claim(self, name: str) -> int:
-        complete, claims = self._scan(name)
-        version = max(complete | claims.keys(), default=0) + 1
+        scan = self._scan(name)
+        version = max(scan.complete | scan.with_objects | scan.claims.keys(), default=0) + 1
         claim = json.dumps({"token": uuid.uuid4().hex, "at": datetime.now(UTC).isoformat()})
         while not self._put_if_absent(self._key(name, CLAIMS, str(version)), claim.encode()):
             version += 1  # claimed by a concurrent publisher
         return version
 
     def clean_leftovers(self, name: str) -> int:
-        complete, claims = self._scan(name)
+        scan = self._scan(name)
         now = datetime.now(UTC)
         abandoned = [
-            v for v, at in claims.items() if v not in complete and now - at > ABANDONED_AFTER
+            v
+            for v in scan.with_objects - scan.complete
+            if v not in scan.claims or now - scan.claims[v] > ABANDONED_AFTER
         ]
         with self._calls(f"cleaning {name}"):
             for version in abandoned:

@@ -75,6 +75,13 @@ def test_a_symlink_in_a_version_is_refused(
         store.materialize("m", 1, tmp_path / "cache")
 
 
+def test_a_symlinked_version_directory_is_not_a_version(
+    store: ModelStore, version_dir: Path
+) -> None:
+    (version_dir.parent / "2").symlink_to(version_dir)
+    assert store.list_versions("m") == [1]
+
+
 def test_a_tampered_manifest_is_refused(store: ModelStore, version_dir: Path) -> None:
     manifest = version_dir / "manifest.json"
     manifest.write_text(manifest.read_text().replace('"version": 1', '"version": 7'))

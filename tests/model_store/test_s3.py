@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,8 @@ def test_a_corrupted_object_is_detected(
     assert not (tmp_path / "cache" / "m" / "1").exists()
 
 
-def test_an_unfinished_claim_is_skipped_and_invisible(
-    s3_store: ModelStore, model_file: Path
+def test_an_unfinished_claim_is_skipped_invisible_and_cleaned(
+    s3_store: ModelStore, model_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend = _backend(s3_store)
     s3_store.publish("m", {"model.onnx": model_file}, manifest_for("m"))
@@ -98,6 +99,15 @@ def test_an_unfinished_claim_is_skipped_and_invisible(
     assert s3_store.resolve("m") == 1
     assert s3_store.publish("m", {"model.onnx": model_file}, manifest_for("m")) == 3
     assert s3_store.list_versions("m") == [1, 3]
+
+    partial_key = backend._key("m", "2", "model.onnx")
+    assert s3_store.gc("m", keep=5) == []
+    assert backend._get(partial_key) is not None  # too recent: its publisher may be alive
+    monkeypatch.setattr("model_store.backends.s3.ABANDONED_AFTER", timedelta(0))
+    assert s3_store.gc("m", keep=5) == []
+    assert backend._get(partial_key) is None
+    # The number stays burnt: the claim outlives the cleanup.
+    assert s3_store.publish("m", {"model.onnx": model_file}, manifest_for("m")) == 4
 
 
 def test_concurrent_publishers_get_distinct_versions(
