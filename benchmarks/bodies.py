@@ -8,13 +8,14 @@ tensor extension (JSON header + raw little-endian tensor bytes, binary outputs a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 
 from benchmarks.workload import Sample, Workload
 
-_DATATYPES = {
+_DATATYPES: dict[np.dtype[Any], str] = {
     np.dtype(np.float16): "FP16",
     np.dtype(np.float32): "FP32",
     np.dtype(np.float64): "FP64",
@@ -99,7 +100,7 @@ def decode_response(body: bytes, header_length: int | None) -> dict[str, np.ndar
     offset = header_length or 0
     outputs = {}
     for out in doc["outputs"]:
-        dtype = np.dtype(_NUMPY[out["datatype"]])
+        dtype = _NUMPY[out["datatype"]]
         size = (out.get("parameters") or {}).get("binary_data_size")
         if size is None:
             array = np.asarray(out["data"], dtype=dtype)
