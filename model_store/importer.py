@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from model_store.errors import StoreError
 from model_store.keys import validate_file_key
 from model_store.onnx_files import (
     external_locations,
@@ -42,6 +43,8 @@ def add_onnx(
     files: dict[str, Path] = {MODEL_FILE: source}
     for location in external_locations(model):
         key = validate_file_key(location_key(MODEL_FILE, location))
+        if key == MODEL_FILE:
+            raise StoreError(f"{source}: external data location {location!r} names the model")
         files[key] = source.parent / key
     if labels is not None and outputs:
         base = config or ModelConfig()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from model_store.errors import IntegrityError, UnsafeModelError
@@ -11,6 +11,12 @@ from model_store.hashing import sha256_file
 from model_store.keys import MANIFEST_FILE
 from model_store.onnx_files import check_external_data
 from model_store.schema import Manifest
+
+
+def onnx_keys(manifest: Manifest, keys: Iterable[str]) -> list[str]:
+    """Which of a version's `keys` ONNX Runtime may load: the model, its variants, any .onnx."""
+    declared = {manifest.model_file, *(v.file for v in manifest.variants.values())}
+    return sorted(declared | {key for key in keys if key.endswith(".onnx")})
 
 
 def compare_listing(actual: Mapping[str, int], manifest: Manifest) -> None:
@@ -63,6 +69,5 @@ def verify_dir(version_dir: Path, manifest: Manifest, *, checksums: bool = True)
                 f"{manifest.name} v{manifest.version}: file {entry.path!r} has sha256 "
                 f"{digest[:12]}…, manifest says {entry.sha256[:12]}…"
             )
-    for entry in manifest.files:
-        if entry.path.endswith(".onnx"):
-            check_external_data(version_dir / entry.path, version_dir)
+    for key in onnx_keys(manifest, (entry.path for entry in manifest.files)):
+        check_external_data(version_dir / key, version_dir)

@@ -23,6 +23,7 @@ from model_store.errors import (
     VersionNotFoundError,
 )
 from model_store.hashing import sha256_file
+from model_store.integrity import onnx_keys
 from model_store.keys import parse_version, validate_alias, validate_file_key
 from model_store.onnx_files import external_locations, load_graph, location_key
 from model_store.schema import Aliases, FileEntry, Manifest, ModelConfig, validate_model_name
@@ -159,10 +160,8 @@ class ModelStore:
                 raise UnsafeModelError(f"{source} is a symlink; publish the file it points to")
             if not source.is_file():
                 raise StoreError(f"{source} (for {key!r}) is not a regular file")
-        for key, source in sources.items():
-            if not key.endswith(".onnx"):
-                continue
-            for location in external_locations(load_graph(source)):
+        for key in onnx_keys(manifest, sources):
+            for location in external_locations(load_graph(sources[key])):
                 target = location_key(key, location)
                 if target not in sources:
                     raise StoreError(
