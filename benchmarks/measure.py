@@ -27,8 +27,15 @@ _COUNTERS = ("inductive_inference_count_total", "inductive_inference_exec_count_
 
 
 def ours_launch(
-    config: BenchConfig, model: str, batching: bool, extra_env: dict[str, str] | None = None
+    config: BenchConfig,
+    model: str,
+    batching: bool,
+    *,
+    providers: str = "cpu",
+    intra_op_threads: int = 1,
+    extra_env: dict[str, str] | None = None,
 ) -> Launch:
+    """`python -m service` serving only `model`, loaded once (no store polling during a run)."""
     port = free_port()
     return Launch(
         argv=[
@@ -93,7 +100,8 @@ def measure_point(
     path: str,
     connections: int,
     duration_s: float,
-    client_core: int | None,
+    client_core: int | str | None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """One wrk run against a running server, with its CPU use and mean batch size."""
     counters = counter_totals(running.metrics_url, _COUNTERS) if running.metrics_url else None
@@ -104,6 +112,7 @@ def measure_point(
         connections=connections,
         duration_s=duration_s,
         core=client_core,
+        threads=threads,
     )
     cpu1, wall1 = cpu_seconds(running.pid), time.monotonic()
     point: dict[str, Any] = {"concurrency": connections, **result.to_dict()}

@@ -50,7 +50,7 @@ def _answers(url: str) -> bool:
 
 @contextmanager
 def serve(
-    launch: Launch, *, core: int | None, log_path: Path, ready_timeout_s: float = 180
+    launch: Launch, *, core: int | str | None, log_path: Path, ready_timeout_s: float = 180
 ) -> Iterator[Running]:
     argv = launch.argv if core is None else ["taskset", "-c", str(core), *launch.argv]
     url = f"http://127.0.0.1:{launch.port}"

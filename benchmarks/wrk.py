@@ -68,28 +68,19 @@ def run_wrk(
     *,
     connections: int,
     duration_s: float,
-    core: int | None,
+    core: int | str | None,
     timeout_s: float = 10.0,
+    threads: int = 1,
 ) -> WrkResult:
-    """One wrk run; one thread (the load generator has one core, more threads would contend)."""
+    """One wrk run pinned to `core` (a taskset CPU list). One thread by default: in the CPU
+    benchmark the load generator has one core, and more threads would contend for it."""
     argv = [
+        *(["taskset", "-c", str(core)] if core is not None else []),
         wrk_binary(),
-        "-t",
-        "1",
-        "-c",
-        str(connections),
-        "-d",
-        f"{max(1, round(duration_s))}s",
-        "--timeout",
-        f"{timeout_s:g}s",
-        "-s",
-        str(LUA_SCRIPT),
-        url,
-        "--",
-        *(str(p) for p in request_files),
+        *("-t", str(min(threads, connections)), "-c", str(connections)),
+        *("-d", f"{max(1, round(duration_s))}s", "--timeout", f"{timeout_s:g}s"),
+        *("-s", str(LUA_SCRIPT), url, "--", *(str(p) for p in request_files)),
     ]
-    if core is not None:
-        argv = ["taskset", "-c", str(core), *argv]
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 30, check=False
     )
