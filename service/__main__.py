@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> None:
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
         access_log=False,  # one line per request would cost more than a batched inference
+        # Neither is needed on the hot path: no proxy rewriting of client addresses (the access
+        # log is off) and no Server header.
+        proxy_headers=False,
+        server_header=False,
         log_config=None,  # our handlers (configure) already format uvicorn's records
         timeout_keep_alive=int(settings.timeout_keep_alive_s),
         # Slow-client protection: cap concurrent connections and pending requests per connection.

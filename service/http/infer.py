@@ -153,23 +153,27 @@ async def handle_infer(
             state.metrics.rejected.labels(_REJECT_REASONS.get(exc.status, "bad_request")).inc()
         if exc.status >= 500:
             log.warning("inference on %s failed: %s", name[:80], exc.message)
-        await _send_error(send, exc, manager.draining)
+        await _send_error(send, exc, manager.draining, rid)
     except Exception:
         log.exception("inference on %s failed with an internal error", name[:80])
         if served is not None:
             served.metrics.outcomes["error"].inc()
-        await _send_error(send, ServiceError("internal server error"), manager.draining)
+        await _send_error(send, ServiceError("internal server error"), manager.draining, rid)
     finally:
         state.inflight -= 1
 
 
-async def _send_error(send: Any, exc: ServiceError, closing: bool | None) -> None:
+async def _send_error(
+    send: Any, exc: ServiceError, closing: bool | None, rid: str | None = None
+) -> None:
     body = exc.body()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *exc.headers,
     ]
+    if rid is not None:
+        headers.append((b"x-request-id", rid.encode("latin-1")))
     if closing:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})

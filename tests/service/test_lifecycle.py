@@ -210,3 +210,19 @@ def test_repository_api_off_without_admin_token(server: ServerProcess) -> None:
     response = httpx.post(f"{server.url}/v2/repository/index")
     assert response.status_code == 403
     assert "INDUCTIVE_ADMIN_TOKEN" in response.json()["error"]
+
+
+def test_store_gone_while_polling_keeps_serving(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
+    env = {"INDUCTIVE_POLL_INTERVAL_S": "0.1"}
+    with running_server(store, tmp_path, env) as server, httpx.Client() as client:
+        x = np.ones((1, 4), np.float32)
+        away = tmp_path / "store-away"
+        store.rename(away)  # the store disappears (unmounted volume, outage)
+        time.sleep(0.5)
+        assert _infer(client, server.url, x)[0] == 1
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+        away.rename(store)  # back: polling picks up what was published meanwhile
+        publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[2], name="v2"))
+        _wait_for(lambda: _infer(client, server.url, x)[0] == 2)
