@@ -32,7 +32,7 @@ _FLAGS = {
     "cuda_device_id": int, "intra_op_threads": int, "precision": str,
     "max_batch_size": int, "max_queue_delay_ms": float, "max_queue_size": int,
     "default_timeout_ms": float, "shutdown_grace_s": float, "shutdown_delay_s": float,
-    "log_format": str, "log_level": str,
+    "log_format": str, "log_level": str, "body_timeout_s": float,
 }  # fmt: skip
 
 

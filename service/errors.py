@@ -49,6 +49,12 @@ class PayloadTooLargeError(ServiceError):
     status = 413
 
 
+class RequestBodyTimeoutError(ServiceError):
+    """The client did not send its body in time (a slow or stalled client)."""
+
+    status = 408
+
+
 class UnavailableError(ServiceError):
     """Not ready, draining, overloaded or timed out: retrying later may succeed."""
 

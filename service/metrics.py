@@ -40,7 +40,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 class Metrics:
     """The registry of one server process (tests build one per app)."""
 
-    def __init__(self, *, gpu_device_id: int | None = None) -> None:
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)
@@ -123,10 +123,12 @@ class Metrics:
         )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
-        if gpu_device_id is not None:
-            collector = _gpu_collector(gpu_device_id)
-            if collector is not None:
-                r.register(collector)
+
+    def enable_gpu(self, device_id: int) -> None:
+        """Adds GPU memory and utilisation gauges (called once a GPU provider serves)."""
+        collector = _gpu_collector(device_id)
+        if collector is not None:
+            self.registry.register(collector)
 
     def for_version(self, model: str, version: int) -> VersionMetrics:
         v = str(version)

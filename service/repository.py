@@ -162,6 +162,8 @@ class ModelManager:
     async def prepare(self) -> None:
         """Decides the execution provider; raises if the settings ask for one that cannot serve."""
         self._choice = await self._in_loader(lambda: choose_providers(self.settings))
+        if self._choice.on_gpu:
+            self.metrics.enable_gpu(self.settings.cuda_device_id)
 
     async def load_all(self) -> None:
         """Loads every model by its policy (retrying while the store is unreachable), then ready."""

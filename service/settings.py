@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated CORS origins; empty turns CORS off."
     )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request body must arrive within this many seconds (slow-client guard).",
+    )
     timeout_keep_alive_s: float = Field(
         default=5.0, gt=0, description="Idle keep-alive connections are closed after this."
     )

@@ -108,9 +108,7 @@ def _install_error_handlers(api: FastAPI) -> None:
 
 
 def create_app(settings: Settings) -> Gateway:
-    metrics = Metrics(
-        gpu_device_id=None if settings.providers == "cpu" else settings.cuda_device_id
-    )
+    metrics = Metrics()
     manager = ModelManager(settings, metrics)
     state = AppState(settings=settings, manager=manager, metrics=metrics)
 

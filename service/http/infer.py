@@ -10,6 +10,7 @@ batcher, encode. Every other route goes to FastAPI.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from service.errors import (
     BadRequestError,
     PayloadTooLargeError,
+    RequestBodyTimeoutError,
     RequestTimeoutError,
     ServiceError,
     UnavailableError,
@@ -34,7 +36,7 @@ _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
 _REJECT_REASONS = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    413: "too_large", 503: "not_ready",
+    408: "bad_request", 413: "too_large", 503: "not_ready",
 }  # fmt: skip
 _OUTCOMES = {400: "bad_request", 503: "unavailable"}
 
@@ -75,6 +77,32 @@ async def _read_body(receive: Any, declared: int | None, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def _read_body_in_time(
+    receive: Any, declared: int | None, limit: int, timeout: float
+) -> bytes:
+    """Slow-client guard: the whole body must arrive within `timeout`, or 408. A timer handle
+    that cancels this task costs ~1 µs, far less than `asyncio.wait_for` (a task per call)."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        return await _read_body(receive, declared, limit)
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        task.uncancel()
+        raise RequestBodyTimeoutError(f"request body not received within {timeout:g} s") from None
+    finally:
+        timer.cancel()
+
+
 async def handle_infer(
     state: AppState, name: str, version_text: str | None, scope: Scope, receive: Any, send: Any
 ) -> None:
@@ -112,7 +140,10 @@ async def handle_infer(
                     f"model version must be a positive integer, got {version_text[:40]!r}"
                 )
             version = int(version_text)
-        body = await _read_body(receive, declared, state.settings.max_body_bytes)
+        settings = state.settings
+        body = await _read_body_in_time(
+            receive, declared, settings.max_body_bytes, settings.body_timeout_s
+        )
         # From the lookup to `submit` nothing awaits, so a version being replaced cannot close
         # its queue in between: the request lands in the old queue (which drains) or the new.
         served = manager.lookup(name, version)
@@ -146,7 +177,7 @@ async def handle_infer(
     except _ClientGoneError:
         return
     except ServiceError as exc:
-        if served is not None and exc.status != 413:
+        if served is not None:
             outcome = "timeout" if isinstance(exc, RequestTimeoutError) else None
             served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
         else:

@@ -46,6 +46,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"INDUCTIVE_MAX_BODY_BYTES": str(1024 * 1024), "INDUCTIVE_MODEL_CONTROL_MODE": "none"}
+    env = {
+        "INDUCTIVE_MAX_BODY_BYTES": str(1024 * 1024),
+        "INDUCTIVE_BODY_TIMEOUT_S": "1",
+        "INDUCTIVE_MODEL_CONTROL_MODE": "none",
+    }
     with running_server(store, tmp_path_factory.mktemp("server"), env) as process:
         yield process

@@ -196,3 +196,31 @@ def test_unknown_route_is_json(server: ServerProcess) -> None:
     assert response.json()["error"]
     assert httpx.get(f"{server.url}/v2/models/nope").status_code == 404
     assert httpx.get(f"{server.url}/v2/models/add/versions/0").status_code == 400
+
+
+def test_slow_body_gets_408_not_a_stuck_request(server: ServerProcess) -> None:
+    import socket
+    import time
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b'POST /v2/models/add/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"in'
+        )
+        time.sleep(0.2)
+        sock.sendall(b"puts")  # a second chunk, then the client stalls
+        started = time.monotonic()
+        reply = sock.recv(4096)
+        waited = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+    assert b"not received within 1 s" in reply
+    assert waited < 5
+
+
+def test_headers_without_body_get_408(server: ServerProcess) -> None:
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v2/models/add/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 408")
