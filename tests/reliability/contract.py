@@ -9,11 +9,11 @@ import httpx
 
 
 def contract_violation(
-    status: int, content_type: str, body: bytes, *, unavailable_ok: bool = False
+    status: int, content_type: str, body: bytes, *, expected: int | None = None
 ) -> str | None:
-    """None when the response keeps the contract, else what is wrong with it. A 503 (not ready,
-    overloaded) is part of the contract only where the caller expects one."""
-    if status >= 500 and not (status == 503 and unavailable_ok):
+    """None when the response keeps the contract, else what is wrong with it. A 5xx (a model
+    fault, overload) is part of the contract only where the caller expects that status."""
+    if status >= 500 and status != expected:
         return f"status {status}: {body[:300]!r}"
     if status < 400:
         return None
@@ -37,7 +37,7 @@ def error_message(response: httpx.Response, status: int) -> str:
         response.status_code,
         response.headers.get("content-type", ""),
         response.content,
-        unavailable_ok=status == 503,
+        expected=status,
     )
     assert problem is None, problem
     message: str = response.json()["error"]
