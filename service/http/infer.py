@@ -24,6 +24,7 @@ from service.errors import (
     UnavailableError,
 )
 from service.http.auth import check_token
+from service.http.routes.deps import parse_version
 from service.http.state import AppState
 from service.logging import request_id
 from service.protocol import decode_request, encode_response
@@ -133,13 +134,7 @@ async def handle_infer(
             )
         if state.settings.api_keys:
             check_token(authorization, state.settings.api_keys, "inference")
-        version: int | None = None
-        if version_text is not None:
-            if not version_text.isdigit() or not 0 < int(version_text) < 2**63:
-                raise BadRequestError(
-                    f"model version must be a positive integer, got {version_text[:40]!r}"
-                )
-            version = int(version_text)
+        version = parse_version(version_text)
         settings = state.settings
         body = await _read_body_in_time(
             receive, declared, settings.max_body_bytes, settings.body_timeout_s

@@ -26,6 +26,8 @@ CASES = [
      "version 9 is not served"),
     ("bad version", "/v2/models/add/versions/x1/infer", {"inputs": [X, Y]}, 400,
      "positive integer"),
+    ("superscript version", "/v2/models/add/versions/%C2%B9/infer", {"inputs": [X, Y]}, 400,
+     "positive integer"),
     ("path escape", "/v2/models/..%2Fx/infer", {"inputs": [X, Y]}, 404, "no route POST"),
     ("absurd name", f"/v2/models/{'a' * 5000}/infer", {"inputs": [X, Y]}, 404, "unknown model"),
     ("wrong datatype", "/v2/models/add/infer",

@@ -143,3 +143,10 @@ def test_metadata_health_and_server(
     }
     config = httpx.get(f"{server.url}/v2/models/add/config").json()
     assert config["max_batch_size"] == 32
+
+
+def test_openapi_documents_inference(server: ServerProcess) -> None:
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    assert "post" in schema["paths"]["/v2/models/{model_name}/infer"]
+    assert "/v2/models/{model_name}/versions/{model_version}/infer" in schema["paths"]
+    assert "/v2/health/ready" in schema["paths"]

@@ -17,7 +17,8 @@ def app_state(request: Request) -> AppState:
 def parse_version(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    # isascii: str.isdigit accepts '¹' and other digits int() refuses.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:
         raise BadRequestError(f"model version must be a positive integer, got {text[:40]!r}")
     return int(text)
 
