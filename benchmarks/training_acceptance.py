@@ -21,12 +21,13 @@ import platform
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from training.augment import random_affine
 from training.data import load_dataset
 from training.pipeline import package, train_model
 from training.trainer import TrainConfig
@@ -44,14 +45,14 @@ class Case:
 
 SEQ = TrainConfig(epochs=60, patience=15, lr=2e-3)
 JV = TrainConfig(epochs=100, patience=25, batch_size=32, lr=3e-3)
-IMG = TrainConfig(epochs=20, patience=6, lr=2e-3)
+IMG = TrainConfig(epochs=30, patience=8, lr=2e-3, augment=random_affine)
 
 CASES = (
     Case("mnist1d", "cnn1d", SEQ),
     Case("mnist1d", "gru", SEQ),
     Case("mnist1d", "transformer", SEQ),
     Case("mnist", "cnn", IMG),
-    Case("mnist", "resnet", TrainConfig(epochs=20, patience=6, lr=5e-3)),
+    Case("mnist", "resnet", replace(IMG, lr=5e-3)),
     Case("japanese_vowels", "rnn", JV),
     Case("japanese_vowels", "gru", JV),
     Case("japanese_vowels", "lstm", JV),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from model_store import open_store
+from training.augment import random_affine
 from training.compare import DATASETS, compare
 from training.data import load_dataset
 from training.pipeline import CHECKPOINT_FILE, package, train_model
@@ -57,6 +58,7 @@ def _model_option(text: str) -> tuple[str, Any]:
 
 def _train_config(args: argparse.Namespace, checkpoint: Path | None = None) -> TrainConfig:
     return TrainConfig(
+        augment=random_affine if getattr(args, "augment", False) else None,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -69,12 +71,15 @@ def _train_config(args: argparse.Namespace, checkpoint: Path | None = None) -> T
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    data = load_dataset(args.dataset)
+    if args.augment and data.kind != "image":
+        raise SystemExit("--augment applies to image datasets only")
     name = args.name or f"{args.arch}-{Path(args.dataset).stem}".lower().replace("_", "-")
     out_dir = Path(args.out or RUNS_DIR / name)
     out_dir.mkdir(parents=True, exist_ok=True)
     trained = train_model(
         args.arch,
-        args.dataset,
+        data,
         _train_config(args, out_dir / CHECKPOINT_FILE),
         dict(args.model_options),
         args.val_fraction,
@@ -136,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE", help="model config, e.g. depth=20 or hidden=64 (repeatable)",
     )  # fmt: skip
     train.add_argument("--val-fraction", type=float, default=0.1)
+    train.add_argument(
+        "--augment", action="store_true", help="random shifts/rotations of training images"
+    )
     train.add_argument("--out", help=f"run directory (default {RUNS_DIR}/NAME)")
     train.add_argument("--publish", metavar="STORE", help="store directory or s3://bucket/prefix")
     train.add_argument("--name", help="model name in the store (default ARCH-DATASET)")

@@ -12,7 +12,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     checkpoint_path: Path | None = None  # also write the best state_dict here
+    # Applied to the first input of each training batch (never to validation or test data).
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
     progress: bool | None = None  # None: a bar only when stderr is a terminal
 
 
@@ -118,6 +120,7 @@ class Trainer:
         cfg = self.config
         seed_everything(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
+        augment_generator = torch.Generator().manual_seed(cfg.seed + 1)
         model.to(self.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -128,6 +131,7 @@ class Trainer:
         )
         show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
         result = TrainResult()
+        best_val_loss = math.inf
         start = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             model.train()
@@ -140,6 +144,8 @@ class Trainer:
                 leave=False,
             )
             for inputs, targets in bar:
+                if cfg.augment is not None:
+                    inputs = (cfg.augment(inputs[0], augment_generator), *inputs[1:])
                 logits = model(*inputs)
                 loss = F.cross_entropy(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
@@ -158,7 +164,11 @@ class Trainer:
                 "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f",
                 epoch, record.train_loss, record.train_accuracy, val_loss, val_acc,
             )  # fmt: skip
-            if val_acc > result.best_val_accuracy:
+            # Ties in accuracy (common on a few hundred validation samples) go to lower loss.
+            if val_acc > result.best_val_accuracy or (
+                val_acc == result.best_val_accuracy and val_loss < best_val_loss
+            ):
+                best_val_loss = val_loss
                 result.best_epoch, result.best_val_accuracy = epoch, val_acc
                 result.best_state = {
                     k: v.detach().cpu().clone() for k, v in model.state_dict().items()

@@ -46,8 +46,9 @@ def test_best_checkpoint_is_kept_restored_and_saved(tmp_path: Path) -> None:
         TrainConfig(epochs=8, batch_size=16, lr=2e-2, patience=8, checkpoint_path=checkpoint)
     )
     history = result.history
-    best = max(history, key=lambda r: r.val_accuracy)
-    assert result.best_epoch == best.epoch  # the first epoch at the max
+    # The best accuracy, ties going to the lower loss, then to the earlier epoch.
+    best = max(history, key=lambda r: (r.val_accuracy, -r.val_loss, -r.epoch))
+    assert result.best_epoch == best.epoch
     assert result.best_val_accuracy == best.val_accuracy
     saved = torch.load(checkpoint, weights_only=True)
     for name, tensor in model.state_dict().items():
