@@ -139,5 +139,11 @@ def package(
 
 
 def describe_train_config(config: TrainConfig) -> dict[str, Any]:
-    """The training settings as JSON-friendly values."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    """The training settings as JSON values (a path as text, an augmentation by its name)."""
+
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        return getattr(value, "__name__", str(value))
+
+    return {k: plain(v) for k, v in asdict(config).items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from torch import Tensor, nn
 from model_store import open_store
 from model_store.schema import RaggedInput
 from tests.training.helpers import tiny_images, tiny_sequences
+from training.augment import random_affine
 from training.export import ParityError
-from training.pipeline import Trained, package, train_model
+from training.pipeline import Trained, describe_train_config, package, train_model
 from training.publish import publish_run
 from training.trainer import TrainConfig, TrainResult
 from training.variants import onnx_accuracy
@@ -113,3 +115,11 @@ def test_publish_rechecks_parity_figures(tmp_path: Path) -> None:
     with pytest.raises(ParityError, match="refusing to publish"):
         publish_run(store, "cnn", broken)
     assert store.list_models() == []
+
+
+def test_train_settings_are_recorded_as_json_values(tmp_path: Path) -> None:
+    config = TrainConfig(augment=random_affine, checkpoint_path=tmp_path / "best.pt")
+    described = describe_train_config(config)
+    assert described["augment"] == "random_affine"
+    assert described["checkpoint_path"] == str(tmp_path / "best.pt")
+    assert json.loads(json.dumps(described)) == described
