@@ -59,7 +59,7 @@ def render(results: dict[str, Any]) -> str:
         f"- {meta['started']}; device: {meta['device']}; provider {meta['provider']}; "
         f"onnxruntime {meta['onnxruntime']}.",
         f"- Server cores {meta['server_cores']}, wrk cores {meta['client_cores']} "
-        f"({meta['wrk_threads']} threads); {meta['duration_s']:g} s per served point, "
+        f"(wrk threads: {meta['wrk_threads']}); {meta['duration_s']:g} s per served point, "
         f"{meta['raw_seconds']:g} s per raw point.",
         f"- Reproduce: `{meta['command']}`",
     ]
