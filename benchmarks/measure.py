@@ -39,23 +39,10 @@ def ours_launch(
     port = free_port()
     return Launch(
         argv=[
-            sys.executable,
-            "-m",
-            "service",
-            "--store",
-            str(config.store),
-            "--port",
-            str(port),
-            "--models",
-            model,
-            "--model-control-mode",
-            "none",
-            "--providers",
-            "cpu",
-            "--intra-op-threads",
-            "1",
-            "--log-level",
-            "warning",
+            *(sys.executable, "-m", "service", "--store", str(config.store)),
+            *("--port", str(port), "--models", model, "--model-control-mode", "none"),
+            *("--providers", providers, "--intra-op-threads", str(intra_op_threads)),
+            *("--log-level", "warning"),
         ],
         port=port,
         ready_path=f"/v2/models/{model}/ready",
@@ -74,14 +61,8 @@ def launch_for(contender: Contender, config: BenchConfig, workload: Workload) ->
     if contender.kind == "naive":
         port = free_port()
         argv = [
-            sys.executable,
-            str(_NAIVE),
-            "--model",
-            str(workload.model_path),
-            "--name",
-            workload.name,
-            "--port",
-            str(port),
+            *(sys.executable, str(_NAIVE), "--model", str(workload.model_path)),
+            *("--name", workload.name, "--port", str(port)),
         ]
         return Launch(argv, port, ready_path=f"/v2/models/{workload.name}/ready")
     batching = open_store(str(config.store)).config(workload.name).batching
@@ -170,22 +151,11 @@ def run_contender(
 
 def run_raw(config: BenchConfig, model: str) -> list[dict[str, Any]]:
     argv = [
-        "taskset",
-        "-c",
-        str(config.server_core),
-        sys.executable,
-        "-m",
-        "benchmarks.raw_ort",
-        "--store",
-        str(config.store),
-        "--model",
-        model,
-        "--cache",
-        str(config.work_dir / "cache"),
-        "--batches",
-        ",".join(map(str, config.raw_batches)),
-        "--seconds",
-        str(config.raw_seconds),
+        *("taskset", "-c", str(config.server_core), sys.executable, "-m", "benchmarks.raw_ort"),
+        *("--store", str(config.store), "--model", model),
+        *("--cache", str(config.work_dir / "cache")),
+        *("--batches", ",".join(map(str, config.raw_batches))),
+        *("--seconds", str(config.raw_seconds)),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     rows: list[dict[str, Any]] = json.loads(done.stdout)
