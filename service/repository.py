@@ -180,10 +180,15 @@ class ModelManager:
                 await asyncio.sleep(self.settings.poll_interval_s)
         for name in names:
             await self.sync(name)
+        if self.draining:  # a SIGTERM arrived while loading: stay not ready
+            return
         self.ready = True
-        log.info("ready: serving %s", ", ".join(
-            f"{n} v{','.join(map(str, sorted(vs)))}" for n, vs in self._served.items()
-        ) or "no models")  # fmt: skip
+        if self._served:
+            log.info("ready: serving %s", ", ".join(
+                f"{n} v{','.join(map(str, sorted(vs)))}" for n, vs in self._served.items()
+            ))  # fmt: skip
+        else:
+            log.warning("ready, but no model is served (none in the store, or all failed)")
         if self.settings.model_control_mode == "poll":
             self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
 
