@@ -16,6 +16,7 @@ import onnxruntime as ort
 from model_store import UnsafeModelError
 from model_store.onnx_files import check_external_data
 from model_store.schema import Manifest
+from service.protocol.datatypes import NUMPY_DTYPES
 from service.runtime.providers import ProviderChoice
 from service.settings import Settings
 
@@ -38,12 +39,28 @@ _ORT_NUMPY = {
 
 
 class OnnxModel:
-    def __init__(self, session: ort.InferenceSession, choice: ProviderChoice, io_binding: bool):
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        choice: ProviderChoice,
+        io_binding: bool,
+        output_dtypes: dict[str, np.dtype] | None = None,
+    ):
         self._session = session
         self._on_gpu = choice.on_gpu and session.get_providers()[0] != "CPUExecutionProvider"
         self._io_binding = io_binding and self._on_gpu
         self._device_id = _device_id(choice)
         self.output_names = [o.name for o in session.get_outputs()]
+        # A variant whose outputs differ from the manifest's datatypes (fp16 I/O) is cast back,
+        # so that clients always get what the model metadata promises.
+        self._output_casts = {
+            o.name: output_dtypes[o.name]
+            for o in session.get_outputs()
+            if output_dtypes
+            and o.name in output_dtypes
+            and o.type in _ORT_NUMPY
+            and np.dtype(_ORT_NUMPY[o.type]) != output_dtypes[o.name]
+        }
         self._casts = {
             i.name: np.dtype(_ORT_NUMPY[i.type])
             for i in session.get_inputs()
@@ -60,9 +77,13 @@ class OnnxModel:
             if array is not None and array.dtype != want:
                 inputs[name] = array.astype(want)
         if self._io_binding:
-            return self._run_bound(inputs)
-        values = self._session.run(self.output_names, inputs)
-        return dict(zip(self.output_names, values, strict=True))
+            outputs = self._run_bound(inputs)
+        else:
+            values = self._session.run(self.output_names, inputs)
+            outputs = dict(zip(self.output_names, values, strict=True))
+        for name, want in self._output_casts.items():
+            outputs[name] = outputs[name].astype(want)
+        return outputs
 
     def _run_bound(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Inputs copied to the GPU once, outputs left there and copied back once."""
@@ -128,4 +149,5 @@ def load_model(
     session = ort.InferenceSession(
         str(path), sess_options=session_options(settings), providers=choice.providers
     )
-    return OnnxModel(session, choice, settings.io_binding)
+    promised = {t.name: NUMPY_DTYPES[t.datatype] for t in manifest.outputs}
+    return OnnxModel(session, choice, settings.io_binding, promised)

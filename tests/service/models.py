@@ -45,21 +45,22 @@ def _value(name: str, elem: int, shape: list[int | str | None]) -> onnx.ValueInf
     return helper.make_tensor_value_info(name, elem, shape)
 
 
-def add_model(directory: Path, *, offset: float = 0.0, name: str = "add") -> Path:
-    """x, y FP32 [-1, 4] → sum = x + y + offset (offset tells versions apart)."""
+def add_model(
+    directory: Path, *, offset: float = 0.0, name: str = "add", half: bool = False
+) -> Path:
+    """x, y FP32 [-1, 4] → sum = x + y + offset (offset tells versions apart).
+    `half`: the same graph with FP16 inputs and output, as an fp16 variant would be."""
+    elem, dtype = (TensorProto.FLOAT16, np.float16) if half else (TensorProto.FLOAT, np.float32)
     nodes = [
         helper.make_node("Add", ["x", "y"], ["xy"]),
         helper.make_node("Add", ["xy", "c"], ["sum"]),
     ]
-    const = numpy_helper.from_array(np.array(offset, dtype=np.float32), "c")
+    const = numpy_helper.from_array(np.array(offset, dtype=dtype), "c")
     graph = helper.make_graph(
         nodes,
         name,
-        [
-            _value("x", TensorProto.FLOAT, ["batch", 4]),
-            _value("y", TensorProto.FLOAT, ["batch", 4]),
-        ],
-        [_value("sum", TensorProto.FLOAT, ["batch", 4])],
+        [_value("x", elem, ["batch", 4]), _value("y", elem, ["batch", 4])],
+        [_value("sum", elem, ["batch", 4])],
         initializer=[const],
     )
     return _save(graph, directory, name)
