@@ -40,6 +40,9 @@ def validate_request(request: InferRequest, sig: ModelSignature) -> int:
                 f"input '{name}': expected shape {list(spec.shape)} (-1 = any), "
                 f"got {list(array.shape)}"
             )
+        axis = sig.ragged_axes.get(name)
+        if axis is not None and array.shape[axis] == 0:
+            raise BadRequestError(f"input '{name}': its variable axis {axis} has length 0")
         if sig.batched:
             if batch is None:
                 batch = array.shape[0]

@@ -62,6 +62,9 @@ CASES = [
      {"inputs": [{"name": "x", "shape": [1, 2, 2], "datatype": "FP32", "data": [0] * 4},
                  {"name": "lengths", "shape": [1], "datatype": "INT64", "data": [3]}]}, 400,
      "lengths must be between 1 and 2"),
+    ("empty sequence", "/v2/models/ragged/infer",
+     {"inputs": [{"name": "x", "shape": [1, 0, 2], "datatype": "FP32", "data": []}]}, 400,
+     "variable axis 1 has length 0"),
     ("huge shape", "/v2/models/add/infer",
      {"inputs": [_with(X, shape=[2**40, 4]), Y]}, 400, "above the limit"),
 ]  # fmt: skip
