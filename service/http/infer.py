@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 
 from service.errors import (
@@ -177,16 +178,26 @@ async def handle_infer(
             served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
         else:
             state.metrics.rejected.labels(_REJECT_REASONS.get(exc.status, "bad_request")).inc()
-        if exc.status >= 500:
+        if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
+            rid = _ensure_request_id(rid)
             log.warning("inference on %s failed: %s", name[:80], exc.message)
         await _send_error(send, exc, manager.draining, rid)
     except Exception:
+        rid = _ensure_request_id(rid)
         log.exception("inference on %s failed with an internal error", name[:80])
         if served is not None:
             served.metrics.outcomes["error"].inc()
         await _send_error(send, ServiceError("internal server error"), manager.draining, rid)
     finally:
         state.inflight -= 1
+
+
+def _ensure_request_id(rid: str | None) -> str:
+    """Faults are logged with a request id, the client's or a fresh one, echoed in the reply."""
+    if rid is None:
+        rid = uuid.uuid4().hex
+        request_id.set(rid)
+    return rid
 
 
 async def _send_error(
