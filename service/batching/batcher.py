@@ -183,8 +183,15 @@ class Batcher:
                 await self._arrived.wait()
                 continue
             batch = await self._gather()
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self._execute(batch)
+            except Exception as exc:  # never let one batch stop the loop: later requests would hang
+                log.exception("batcher of %s failed on a batch", self.label)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(_as_service_error(exc, self.label))
 
     def _purge(self) -> None:
         """Drops requests already answered (timed out, or their client went away)."""
