@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +53,7 @@ class State(StrEnum):
 class Status:
     state: State
     reason: str = ""
+    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
@@ -98,6 +99,9 @@ class ModelManager:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
+        # Polling retries a FAILED version this long after its failure (a transient store or
+        # download error heals by itself; a broken file fails again, visibly, at this pace).
+        self._retry_failed_after = max(60.0, 10 * settings.poll_interval_s)
         self._choice: ProviderChoice | None = None
         self._store: Any = None
 
@@ -204,13 +208,19 @@ class ModelManager:
             await asyncio.sleep(self.settings.poll_interval_s)
             if self.draining:
                 return
+            # Store unreachable: what is loaded keeps serving; the next poll tries again.
             try:
-                for name in await self._model_names():
-                    await self.sync(name, retry_failed=False, raise_store_errors=True)
+                names = await self._model_names()
             except Exception as exc:
-                # Store unreachable: what is loaded keeps serving; the next poll tries again.
                 self.metrics.store_poll_failures.inc()
                 log.warning("store poll failed: %s", exc)
+                continue
+            for name in names:
+                try:
+                    await self.sync(name, retry_failed=False, raise_store_errors=True)
+                except Exception as exc:  # this model only; the others are still polled
+                    self.metrics.store_poll_failures.inc()
+                    log.warning("store poll of model %s failed: %s", name, exc)
 
     async def sync(
         self, name: str, *, retry_failed: bool = True, raise_store_errors: bool = False
@@ -234,7 +244,12 @@ class ModelManager:
                 if version in current:
                     continue
                 status = self._status.get((name, version))
-                if status is not None and status.state == State.FAILED and not retry_failed:
+                if (
+                    status is not None
+                    and status.state == State.FAILED
+                    and not retry_failed
+                    and time.monotonic() - status.since < self._retry_failed_after
+                ):
                     continue
                 try:
                     loaded[version] = await self._load_version(name, version)
