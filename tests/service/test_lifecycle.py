@@ -172,6 +172,9 @@ def test_repository_api_auth_and_unload(explicit_server: tuple[ServerProcess, Pa
     assert "not-it" not in wrong.text
     assert ADMIN not in server.log()
     assert _index(server)[("add", "1")]["state"] == "READY"
+    ready_only = httpx.post(f"{server.url}/v2/repository/index", json={"ready": True},
+                            headers={"Authorization": f"Bearer {ADMIN}"}).json()  # fmt: skip
+    assert ready_only == [{"name": "add", "version": "1", "state": "READY", "reason": ""}]
     assert _admin(server, "/models/nope/load").status_code == 404
     assert _admin(server, "/models/add/unload").status_code == 200
     with httpx.Client() as client:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+import orjson
+from fastapi import APIRouter, Depends, Header, Request, Response
 
-from service.errors import ForbiddenError
+from service.errors import BadRequestError, ForbiddenError
 from service.http.auth import check_token
 from service.http.routes.deps import app_state, json_response
 from service.http.state import AppState
@@ -31,8 +32,18 @@ Admin = Annotated[AppState, Depends(require_admin)]
 
 
 @router.post("/index")
-async def index(state: Admin) -> Response:
-    return json_response(state.manager.index())
+async def index(request: Request, state: Admin) -> Response:
+    """Every known model version with its state; `{"ready": true}` lists the READY ones only."""
+    body = await request.body()
+    try:
+        options = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"index request body is not valid JSON: {exc}") from None
+    ready_only = isinstance(options, dict) and options.get("ready") is True
+    entries = state.manager.index()
+    if ready_only:
+        entries = [e for e in entries if e.get("state") == "READY"]
+    return json_response(entries)
 
 
 @router.post("/models/{name}/load")
