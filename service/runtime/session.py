@@ -130,6 +130,9 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     options.inter_op_num_threads = settings.inter_op_threads
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = _OPT_LEVELS[settings.graph_optimization]
+    # ONNX Runtime's own logger writes coloured text lines to stderr, which would break JSON
+    # logs; every load or run failure reaches our logs as an exception with its message.
+    options.log_severity_level = 4
     # Spinning worker threads would steal the cores the event loop needs between batches.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
