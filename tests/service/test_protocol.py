@@ -1,0 +1,119 @@
+"""The wire format without a server: arbitrary bodies raise only BadRequestError (never a 500),
+and binary/JSON tensors of every datatype survive decode → encode unchanged."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model_store.schema import Manifest, ModelConfig, Producer, TensorSpec
+from service.errors import BadRequestError
+from service.protocol import ModelSignature, decode_request, encode_response
+from service.protocol.datatypes import NUMPY_DTYPES
+from service.protocol.validate import validate_request
+
+SPEC = TensorSpec(name="x", datatype="FP32", shape=(-1, 4))
+SIGNATURE = ModelSignature.build(
+    Manifest(name="m", inputs=(SPEC,), outputs=(SPEC,), producer=Producer(package="t")),
+    ModelConfig(),
+    max_batch_size=8,
+)
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+tensor = st.fixed_dictionaries(
+    {"name": st.sampled_from(["x", "y", ""]),
+     "datatype": st.sampled_from([*NUMPY_DTYPES, "FP8", 3]),
+     "shape": st.lists(st.integers(-2, 6), max_size=4) | json_values},
+    optional={"data": json_values,
+              "parameters": st.fixed_dictionaries({}, optional={
+                  "binary_data_size": st.integers(-1, 40) | json_values})}
+)  # fmt: skip
+request = st.fixed_dictionaries(
+    {"inputs": st.lists(tensor, max_size=3) | json_values},
+    optional={"outputs": json_values, "parameters": json_values, "id": json_values},
+)
+
+
+def _decode_and_validate(body: bytes, header_length: int | None) -> None:
+    """Anything but a BadRequestError (with a message) fails the test."""
+    message = "accepted"
+    try:
+        validate_request(decode_request(body, header_length, max_elements=1000), SIGNATURE)
+    except BadRequestError as exc:
+        message = exc.message
+    assert message
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=request, tail=st.binary(max_size=48), header_extra=st.integers(-4, 4))
+def test_structured_garbage_is_a_bad_request(doc: dict[str, Any], tail: bytes,
+                                             header_extra: int) -> None:  # fmt: skip
+    header = orjson.dumps(doc)
+    _decode_and_validate(header, None)
+    _decode_and_validate(header + tail, len(header) + header_extra)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=200), header_length=st.none() | st.integers(-5, 250))
+def test_raw_garbage_is_a_bad_request(body: bytes, header_length: int | None) -> None:
+    _decode_and_validate(body, header_length)
+
+
+def _binary_bytes(array: np.ndarray) -> bytes:
+    return b"".join(struct.pack("<I", len(x)) + x for x in array.reshape(-1))
+
+
+@pytest.mark.parametrize("datatype", list(NUMPY_DTYPES))
+@pytest.mark.parametrize("binary", [True, False])
+def test_every_datatype_round_trips(datatype: str, binary: bool) -> None:
+    rng = np.random.default_rng(0)
+    if datatype == "BYTES":
+        array = np.array([[b"a", b""], [b"\xc3\xa9", b"xyz"]], dtype=object)
+        raw = _binary_bytes(array)
+        data: Any = [x.decode() for x in array.reshape(-1)]
+    else:
+        array = (rng.random((2, 2)) * 100).astype(NUMPY_DTYPES[datatype])
+        raw = array.tobytes()
+        data = array.reshape(-1).tolist()
+    entry: dict[str, Any] = {"name": "t", "shape": [2, 2], "datatype": datatype}
+    if binary:
+        entry["parameters"] = {"binary_data_size": len(raw)}
+    else:
+        entry["data"] = data
+    header = orjson.dumps({"inputs": [entry], "parameters": {"binary_data_output": binary}})
+    decoded = decode_request(header + raw if binary else header,
+                             len(header) if binary else None, max_elements=100)  # fmt: skip
+    assert decoded.inputs["t"].tolist() == array.tolist()
+    body, json_length = encode_response(decoded, decoded.inputs, model_name="m", model_version=1,
+                                        labels={})  # fmt: skip
+    if binary:
+        assert json_length is not None
+        assert body[json_length:] == raw
+        out = orjson.loads(body[:json_length])["outputs"][0]
+        assert out["parameters"]["binary_data_size"] == len(raw)
+    else:
+        assert json_length is None
+        out = orjson.loads(body)["outputs"][0]
+        if datatype == "BYTES":
+            assert out["data"] == data
+        else:  # JSON numbers parse back to exactly the values sent
+            got = np.asarray(out["data"], dtype=NUMPY_DTYPES[datatype]).reshape(2, 2)
+            np.testing.assert_array_equal(got, array)
+    assert out["datatype"] == datatype
+    assert out["shape"] == [2, 2]
