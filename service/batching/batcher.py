@@ -210,10 +210,13 @@ class Batcher:
                 not policy.merge
                 or self._closing
                 or available >= policy.max_batch_size
-                or available in policy.preferred_batch_sizes
                 or self._clock.now() >= window_end
             ):
-                return self._take()
+                return self._take(policy.max_batch_size)
+            # As Triton does: a preferred size that can be formed runs now, without waiting.
+            preferred = [p for p in policy.preferred_batch_sizes if p <= available]
+            if preferred:
+                return self._take(max(preferred))
             self._arrived.clear()
             await self._clock.wait(self._arrived, window_end - self._clock.now())
 
@@ -227,7 +230,8 @@ class Batcher:
                     break
         return total
 
-    def _take(self) -> list[Pending]:
+    def _take(self, limit: int) -> list[Pending]:
+        """The head and the compatible requests behind it, up to `limit` samples, in order."""
         head = self._queue[0]
         if not self._policy.merge:
             self._queue.popleft()
@@ -235,7 +239,6 @@ class Batcher:
         batch: list[Pending] = []
         kept: deque[Pending] = deque()
         samples = 0
-        limit = self._policy.max_batch_size
         while self._queue:
             p = self._queue.popleft()
             if p.future.done():

@@ -158,12 +158,15 @@ async def test_full_batch_runs_without_waiting(runner: FakeRunner) -> None:
 
 @run_async
 async def test_preferred_batch_size_runs_at_once(runner: FakeRunner) -> None:
-    b = _batcher(runner, FakeClock(), preferred_batch_sizes=(2,))
+    clock = FakeClock()
+    b = _batcher(runner, clock, preferred_batch_sizes=(2,))
     b.start()
-    b.submit(_x([1, 1]), 1)
-    b.submit(_x([1, 1]), 1)
+    for _ in range(3):
+        b.submit(_x([1, 1]), 1)
     await settle()
-    assert [len(batch["x"]) for batch in runner.batches] == [2]
+    assert [len(batch["x"]) for batch in runner.batches] == [2]  # no wait for the window
+    await clock.advance(0.011)
+    assert [len(batch["x"]) for batch in runner.batches] == [2, 1]
     await b.close()
 
 
