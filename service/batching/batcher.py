@@ -125,10 +125,9 @@ class Batcher:
     def idle(self) -> bool:
         return not self._queue and not self._busy
 
-    def submit(
-        self, inputs: dict[str, np.ndarray], samples: int, timeout_s: float | None = None
-    ) -> asyncio.Future[Result]:
-        """Queues a validated request; its future resolves with that request's outputs."""
+    def check_capacity(self) -> None:
+        """Raises UnavailableError when a request would be refused; called before decoding so
+        that refusing under overload costs as little as possible."""
         if self._closing:
             raise UnavailableError(f"model {self.label} is unloading; retry")
         if len(self._queue) >= self._policy.max_queue_size:
@@ -136,6 +135,12 @@ class Batcher:
                 f"model {self.label} is overloaded: {len(self._queue)} requests queued "
                 f"(max_queue_size {self._policy.max_queue_size})"
             )
+
+    def submit(
+        self, inputs: dict[str, np.ndarray], samples: int, timeout_s: float | None = None
+    ) -> asyncio.Future[Result]:
+        """Queues a validated request; its future resolves with that request's outputs."""
+        self.check_capacity()
         assert self._loop is not None, "Batcher.start() was not called"
         now = self._clock.now()
         timeout = timeout_s if timeout_s is not None else self._policy.default_timeout_s

@@ -143,6 +143,7 @@ async def handle_infer(
         # From the lookup to `submit` nothing awaits, so a version being replaced cannot close
         # its queue in between: the request lands in the old queue (which drains) or the new.
         served = manager.lookup(name, version)
+        served.batcher.check_capacity()
         request = decode_request(
             body, header_length, max_elements=state.settings.max_tensor_elements
         )
