@@ -183,7 +183,10 @@ class VersionPolicy(_Strict):
 
 class BatchingConfig(_Strict):
     max_batch_size: int = Field(default=64, ge=1)
-    max_queue_delay_ms: float = Field(default=2.0, ge=0)
+    # 0 (Triton's default too): a batch starts as soon as the worker is free. Batches still
+    # grow under load, from the requests that queue while the previous batch computes, and a
+    # lone request never waits for company that is not coming (the c=1 latency target).
+    max_queue_delay_ms: float = Field(default=0.0, ge=0)
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_size: int = Field(default=1024, ge=1)
     default_timeout_ms: float | None = Field(default=None, gt=0)
