@@ -1,0 +1,509 @@
+"""Overload: offer ≥ 10 × the server's capacity for 30 s and check that it degrades gracefully.
+
+    python -m benchmarks.overload [--seconds 30] [--factor 12] [--connections 256] [--out DIR]
+
+1. A store with one deliberately heavy model (`heavy`: x FP32 [-1, 1024] through 160 chained
+   1024×1024 MatMuls, ≈ 340 MFLOP a sample), so that the capacity is a few hundred requests per
+   second and one load-generator core can offer ten times that. Batching: max batch 32, max
+   queue delay 5 ms, max queue size 64.
+2. The server (`python -m service`) pinned to core 0, this client (asyncio on uvloop, raw
+   HTTP/1.1 keep-alive connections, binary tensor requests) to core 1.
+3. Baseline latency (one connection), capacity (closed loop, 48 connections: the queue never
+   fills), then overload: open loop at `--factor` × capacity spread over `--connections`
+   keep-alive connections (a connection whose answer is late sends its next request on arrival,
+   so the rate actually offered is measured, not assumed), then recovery (one connection, 5 s).
+   Open loop, because a closed loop with hundreds of connections keeps the server saturated by
+   design and measures its own queue (Little's law) instead of the time to refuse.
+4. Sampled every 250 ms: the queue depth gauge from /metrics, the server's resident memory.
+
+Judged: the queue stays ≤ max_queue_size; every excess request gets 503 with Retry-After and the
+p99 of a refusal is < 5 ms; accepted requests keep a bounded p99 (≤ 2 × the time to drain a full
+queue plus a batch at capacity); resident memory grows < 50 MB; latency is back to normal (≤ 2 ×
+the baseline p99) within 2 s after the load stops. Writes overload.json and overload.md to
+benchmarks/results/reliability/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.procstat import cpu_seconds
+from benchmarks.servers import Launch, Running, free_port, serve
+from model_store import add_onnx, open_store
+from model_store.schema import BatchingConfig, ModelConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "reliability"
+WORK = ROOT / "benchmarks" / ".work" / "reliability"
+MODEL = "heavy"
+WIDTH, DEPTH = 1024, 160
+BATCHING = BatchingConfig(max_batch_size=32, max_queue_delay_ms=5, max_queue_size=64)
+SERVER_CORE, CLIENT_CORE = "0", 1
+_CONTENT_LENGTH = re.compile(rb"content-length: *(\d+)")
+
+
+# --- the store and the server --------------------------------------------------------------------
+
+
+def build_store(directory: Path) -> Path:
+    """A store holding `heavy` v1 (built once, reused)."""
+    store_dir = directory / "store"
+    if (store_dir / MODEL / "1" / "manifest.json").is_file():
+        return store_dir
+    sys.path.insert(0, str(ROOT))
+    from tests.service.models import slow_model  # the tests' chained-MatMul model builder
+
+    model = slow_model(directory, width=WIDTH, depth=DEPTH)
+    add_onnx(open_store(str(store_dir)), MODEL, model, config=ModelConfig(batching=BATCHING))
+    return store_dir
+
+
+@contextlib.contextmanager
+def start_server(store_dir: Path, log_path: Path) -> Iterator[Running]:
+    port = free_port()
+    env = {
+        "INDUCTIVE_STORE": str(store_dir),
+        "INDUCTIVE_PORT": str(port),
+        "INDUCTIVE_PROVIDERS": "cpu",
+        "INDUCTIVE_INTRA_OP_THREADS": "1",
+        "INDUCTIVE_MODEL_CONTROL_MODE": "none",
+        "INDUCTIVE_LOG_FORMAT": "text",
+    }
+    launch = Launch(
+        argv=[sys.executable, "-m", "service"],
+        port=port,
+        ready_path="/v2/health/ready",
+        env=env,
+        metrics_path="/metrics",
+    )
+    with serve(launch, core=SERVER_CORE, log_path=log_path) as running:
+        yield running
+
+
+def infer_request(port: int, seed: int = 0) -> bytes:
+    """One whole HTTP/1.1 request: a binary-tensor inference of one sample."""
+    x = np.random.default_rng(seed).standard_normal((1, WIDTH)).astype(np.float32)
+    header = orjson.dumps({
+        "inputs": [{"name": "x", "shape": [1, WIDTH], "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes}}],
+        "parameters": {"binary_data_output": True},
+    })  # fmt: skip
+    body = header + x.tobytes()
+    head = (
+        f"POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Inference-Header-Content-Length: {len(header)}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+# --- the load generator --------------------------------------------------------------------------
+
+
+@dataclass
+class Outcomes:
+    """Every response of a phase: (seconds since the phase began, latency s, status)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    times: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    missing_retry_after: int = 0
+    socket_errors: int = 0
+
+    def add(self, sent: float, now: float, status: int, retry_after: bool) -> None:
+        self.times.append(now - self.started)
+        self.latencies.append(now - sent)
+        self.statuses.append(status)
+        if status == 503 and not retry_after:
+            self.missing_retry_after += 1
+
+    def of(self, status: int) -> np.ndarray:
+        lat = np.asarray(self.latencies)
+        return lat[np.asarray(self.statuses) == status] if len(lat) else lat
+
+
+class _Connection(asyncio.Protocol):
+    """Sends the request, waits for the whole response, records it, sends the next one at once
+    (closed loop) or at its next slot (`interval`, open loop), until `stop_at`."""
+
+    def __init__(
+        self,
+        request: bytes,
+        outcomes: Outcomes,
+        stop_at: float,
+        done: asyncio.Future[None],
+        interval: float | None = None,
+        offset: float = 0.0,
+    ) -> None:
+        self.request = request
+        self.outcomes = outcomes
+        self.stop_at = stop_at
+        self.done = done
+        self.interval = interval
+        self.next_slot = time.perf_counter() + offset
+        self.buffer = b""
+        self.sent = 0.0
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._schedule()
+
+    def _schedule(self) -> None:
+        now = time.perf_counter()
+        if now >= self.stop_at:
+            self._finish()
+        elif self.interval is None or now >= self.next_slot:
+            self._send()
+        else:
+            self.loop.call_later(self.next_slot - now, self._send)
+
+    def _send(self) -> None:
+        assert self.transport is not None
+        if self.interval is not None:
+            self.next_slot += self.interval
+        self.buffer = b""
+        self.sent = time.perf_counter()
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        match = _CONTENT_LENGTH.search(head)
+        length = int(match.group(1)) if match else 0
+        if len(self.buffer) < end + 4 + length:
+            return
+        now = time.perf_counter()
+        self.outcomes.add(self.sent, now, int(head[9:12]), b"retry-after:" in head)
+        self._schedule()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            if time.perf_counter() < self.stop_at:
+                self.outcomes.socket_errors += 1
+            self.done.set_result(None)
+
+    def _finish(self) -> None:
+        assert self.transport is not None
+        self.transport.close()
+
+
+async def _drive(
+    port: int, request: bytes, connections: int, seconds: float, rate: float | None
+) -> Outcomes:
+    loop = asyncio.get_running_loop()
+    outcomes = Outcomes()
+    stop_at = time.perf_counter() + seconds
+    waits = []
+    interval = connections / rate if rate else None
+    for i in range(connections):
+        done: asyncio.Future[None] = loop.create_future()
+        offset = (i / rate) if rate else 0.0
+        try:
+            await loop.create_connection(
+                lambda d=done, o=offset: _Connection(request, outcomes, stop_at, d, interval, o),
+                "127.0.0.1",
+                port,
+            )
+        except OSError:
+            outcomes.socket_errors += 1
+            continue
+        waits.append(done)
+    # A connection the server never answers must not hang the run: it counts as a socket error.
+    _, pending = await asyncio.wait(waits, timeout=seconds + 30)
+    outcomes.socket_errors += len(pending)
+    return outcomes
+
+
+def run_load(
+    port: int, request: bytes, *, connections: int, seconds: float, rate: float | None = None
+) -> Outcomes:
+    """Closed loop (`rate` None) or open loop at `rate` requests/s spread over the connections."""
+    try:
+        import uvloop
+
+        return uvloop.run(_drive(port, request, connections, seconds, rate))
+    except ImportError:
+        return asyncio.run(_drive(port, request, connections, seconds, rate))
+
+
+# --- server-side sampling ------------------------------------------------------------------------
+
+
+def process_status(pid: int) -> dict[str, float]:
+    """Resident memory (MB), open file descriptors and threads of the server process."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {
+        "rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": len(os.listdir(f"/proc/{pid}/task")),
+    }
+
+
+def queue_depth(metrics_url: str) -> float:
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    return max(
+        (
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "inductive_inference_queue_depth"
+        ),
+        default=0.0,
+    )
+
+
+class Sampler(threading.Thread):
+    """Samples the server every `period` seconds until stopped: (t, rss, fds, threads, queue)."""
+
+    def __init__(self, server: Running, period: float, with_queue: bool = True) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.period = period
+        self.with_queue = with_queue
+        self.samples: list[dict[str, float]] = []
+        self.failures = 0
+        self._halt = threading.Event()
+        self._t0 = time.perf_counter()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.period):
+            sample = {"t": time.perf_counter() - self._t0, **process_status(self.server.pid)}
+            if self.with_queue and self.server.metrics_url:
+                try:
+                    sample["queue"] = queue_depth(self.server.metrics_url)
+                except OSError:
+                    self.failures += 1  # a scrape refused or timed out under load
+            self.samples.append(sample)
+
+    def stop(self) -> list[dict[str, float]]:
+        self._halt.set()
+        self.join()
+        return self.samples
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def percentiles(values: np.ndarray) -> dict[str, float]:
+    if not len(values):
+        return {}
+    p = [float(v) for v in np.percentile(values * 1000, [50, 90, 99, 99.9])]
+    return {"p50_ms": p[0], "p90_ms": p[1], "p99_ms": p[2], "p999_ms": p[3],
+            "max_ms": float(values.max() * 1000), "count": len(values)}  # fmt: skip
+
+
+def recovery_seconds(outcomes: Outcomes, threshold_s: float) -> float | None:
+    """Time after the load stopped from which every request was OK and ≤ `threshold_s`."""
+    last_bad = None
+    for t, latency, status in zip(
+        outcomes.times, outcomes.latencies, outcomes.statuses, strict=True
+    ):
+        if status != 200 or latency > threshold_s:
+            last_bad = t
+    if last_bad is None:
+        return 0.0
+    return last_bad if last_bad < outcomes.times[-1] else None
+
+
+@dataclass
+class Report:
+    capacity_rps: float
+    baseline: dict[str, float]
+    overload_seconds: float
+    connections: int
+    offered_rps: float
+    offered_over_capacity: float
+    accepted_rps: float
+    accepted: dict[str, float]
+    accepted_p99_halves_ms: list[float]
+    server_cpu_cores: float
+    refused: dict[str, float]
+    refused_without_retry_after: int
+    other_statuses: dict[str, int]
+    socket_errors: int
+    max_queue_depth: float
+    max_queue_size: int
+    queue_scrape_failures: int
+    rss_before_mb: float
+    rss_max_mb: float
+    rss_after_mb: float
+    recovery_threshold_ms: float
+    recovery_s: float | None
+    accepted_p99_bound_ms: float
+    verdicts: dict[str, bool]
+
+
+def run(seconds: float, connections: int, factor: float, work: Path) -> Report:
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    store_dir = build_store(work)
+    with start_server(store_dir, work / "overload-server.log") as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        request = infer_request(port)
+        run_load(port, request, connections=8, seconds=3)  # warm-up
+        baseline_run = run_load(port, request, connections=1, seconds=3)
+        baseline = percentiles(baseline_run.of(200))
+        cap = run_load(port, request, connections=48, seconds=10)
+        assert set(cap.statuses) == {200}, f"capacity run got {set(cap.statuses)}"
+        capacity = len(cap.statuses) / 10
+        rss_before = process_status(server.pid)["rss_mb"]
+
+        sampler = Sampler(server, 0.25)
+        sampler.start()
+        cpu_before = cpu_seconds(server.pid)
+        over = run_load(
+            port, request, connections=connections, seconds=seconds, rate=factor * capacity
+        )
+        server_cpu = (cpu_seconds(server.pid) - cpu_before) / seconds
+        threshold = 2 * baseline["p99_ms"] / 1000
+        after = run_load(port, request, connections=1, seconds=5)
+        samples = sampler.stop()
+        rss_after = process_status(server.pid)["rss_mb"]
+
+    statuses = np.asarray(over.statuses)
+    others = {str(s): int((statuses == s).sum()) for s in set(over.statuses) - {200, 503}}
+    accepted = percentiles(over.of(200))
+    ok = np.asarray(over.statuses) == 200
+    first_half = np.asarray(over.times) < seconds / 2
+    halves = [
+        percentiles(np.asarray(over.latencies)[ok & part]).get("p99_ms", float("nan"))
+        for part in (first_half, ~first_half)
+    ]
+    refused = percentiles(over.of(503))
+    queues = [s["queue"] for s in samples if "queue" in s]
+    rss_max = max([s["rss_mb"] for s in samples] + [rss_after])
+    recovery = recovery_seconds(after, threshold)
+    bound_s = 2 * (BATCHING.max_queue_size + BATCHING.max_batch_size) / capacity
+    offered = len(over.statuses) / seconds
+    verdicts = {
+        "offered >= 10x capacity": offered >= 10 * capacity,
+        "queue depth <= max_queue_size": bool(queues) and max(queues) <= BATCHING.max_queue_size,
+        "every refusal is 503 with Retry-After": not others and over.missing_retry_after == 0,
+        "refusal p99 < 5 ms": bool(refused) and refused["p99_ms"] < 5,
+        "accepted p99 bounded (≤ bound, not growing)": bool(accepted)
+        and accepted["p99_ms"] <= bound_s * 1000
+        and halves[1] <= 1.5 * halves[0],
+        "RSS growth < 50 MB": rss_max - rss_before < 50,
+        "latency normal within 2 s": recovery is not None and recovery <= 2,
+        "no socket errors": over.socket_errors == 0 and after.socket_errors == 0,
+    }
+    return Report(
+        capacity_rps=capacity,
+        baseline=baseline,
+        overload_seconds=seconds,
+        connections=connections,
+        offered_rps=offered,
+        offered_over_capacity=offered / capacity,
+        accepted_rps=accepted.get("count", 0) / seconds,
+        accepted=accepted,
+        accepted_p99_halves_ms=halves,
+        server_cpu_cores=server_cpu,
+        refused=refused,
+        refused_without_retry_after=over.missing_retry_after,
+        other_statuses=others,
+        socket_errors=over.socket_errors + after.socket_errors,
+        max_queue_depth=max(queues, default=float("nan")),
+        max_queue_size=BATCHING.max_queue_size,
+        queue_scrape_failures=sampler.failures,
+        rss_before_mb=rss_before,
+        rss_max_mb=rss_max,
+        rss_after_mb=rss_after,
+        recovery_threshold_ms=threshold * 1000,
+        recovery_s=recovery,
+        accepted_p99_bound_ms=bound_s * 1000,
+        verdicts={name: bool(ok) for name, ok in verdicts.items()},
+    )
+
+
+def markdown(report: Report, command: str) -> str:
+    r = report
+    fmt = lambda d: ", ".join(f"{k} {v:.2f}" for k, v in d.items() if k != "count")  # noqa: E731
+    lines = [
+        "# Overload",
+        "",
+        f"`{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+        f"before the run {os.getloadavg()[0]:.2f} (2 cores shared with other work: figures are "
+        "noisy).",
+        "",
+        f"Model `{MODEL}` (x FP32 [-1, {WIDTH}], {DEPTH} chained MatMuls), server pinned to core "
+        f"{SERVER_CORE}, client to core {CLIENT_CORE}; batching max batch "
+        f"{BATCHING.max_batch_size}, delay {BATCHING.max_queue_delay_ms} ms, max queue "
+        f"{BATCHING.max_queue_size}.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| capacity (48 connections, no refusals) | {r.capacity_rps:.0f} req/s |",
+        f"| baseline latency (1 connection) | {fmt(r.baseline)} ms |",
+        f"| offered during overload (open loop, {r.connections} connections, "
+        f"{r.overload_seconds:.0f} s) | "
+        f"{r.offered_rps:.0f} req/s = {r.offered_over_capacity:.1f} × capacity |",
+        f"| accepted | {r.accepted_rps:.0f} req/s, {fmt(r.accepted)} ms |",
+        f"| accepted p99, first / second half of the overload | "
+        f"{r.accepted_p99_halves_ms[0]:.0f} / {r.accepted_p99_halves_ms[1]:.0f} ms |",
+        f"| server CPU during the overload | {r.server_cpu_cores:.2f} cores (pinned to 1) |",
+        f"| refused (503) | {r.refused.get('count', 0)} requests, {fmt(r.refused)} ms |",
+        f"| 503 without Retry-After / other statuses / socket errors | "
+        f"{r.refused_without_retry_after} / {r.other_statuses or 0} / {r.socket_errors} |",
+        f"| max queue depth sampled (limit) | {r.max_queue_depth:.0f} ({r.max_queue_size}); "
+        f"{r.queue_scrape_failures} scrapes failed |",
+        f"| resident memory before / max / after | {r.rss_before_mb:.1f} / {r.rss_max_mb:.1f} / "
+        f"{r.rss_after_mb:.1f} MB |",
+        "| accepted p99 bound (2 × (queue + batch) / capacity) | "
+        f"{r.accepted_p99_bound_ms:.0f} ms |",
+        f"| back to normal (≤ {r.recovery_threshold_ms:.1f} ms = 2 × baseline p99) after | "
+        f"{'never within 5 s' if r.recovery_s is None else f'{r.recovery_s:.2f} s'} |",
+        "",
+        "| target | met |",
+        "|---|---|",
+        *(f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in r.verdicts.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--factor", type=float, default=12, help="offered load ÷ capacity")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    WORK.mkdir(parents=True, exist_ok=True)
+    report = run(args.seconds, args.connections, args.factor, WORK)
+    command = "python -m benchmarks.overload " + " ".join(argv or sys.argv[1:])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "overload.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    text = markdown(report, command.strip())
+    (args.out / "overload.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
