@@ -1,6 +1,6 @@
 """The served GPU path end to end: `python -m service` on CUDA answers the binary protocol with
 CPU-matching outputs, and unloading a version through the repository API gives its GPU memory
-back (read per process with nvidia-smi)."""
+back (read with nvidia-smi)."""
 
 from __future__ import annotations
 
@@ -23,19 +23,17 @@ TOKEN = "gpu-test-admin"
 BIG_BATCH = 1024  # enough activations to grow ONNX Runtime's CUDA arena by hundreds of MiB
 
 
-def _process_gpu_mib(pid: int) -> float:
-    """GPU memory held by `pid` (0 when it holds none), from nvidia-smi."""
+def _gpu_used_mib() -> float:
+    """Memory in use on GPU 0, from nvidia-smi. Device-wide rather than per process: per-process
+    accounting is missing in some containers, and while this test runs the server is the only
+    process whose GPU memory changes (the test process itself only runs CPU sessions)."""
     done = subprocess.run(
-        ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+        ["nvidia-smi", "--id=0", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
         capture_output=True,
         text=True,
         check=True,
     )
-    for line in done.stdout.splitlines():
-        found, used = (x.strip() for x in line.split(","))
-        if found == str(pid):
-            return float(used)
-    return 0.0
+    return float(done.stdout.strip())
 
 
 def _infer(server: ServerProcess, model: str, inputs: dict[str, np.ndarray]) -> dict:
@@ -91,13 +89,11 @@ def test_served_gpu_outputs_match_cpu_and_memory_is_released_on_unload(
     error = np.linalg.norm(served["logits"] - expected) / np.linalg.norm(expected)
     assert error <= 5e-3  # TF32 convolutions on the GPU (see test_runtime.py)
 
-    pid = cuda_server.process.pid
-    loaded_small = _process_gpu_mib(pid)
-    assert loaded_small > 0, "the server holds no GPU memory: CUDA is not serving"
+    loaded_small = _gpu_used_mib()
     big = collate(workload, BIG_BATCH)
     for _ in range(3):
         _infer(cuda_server, model, big)
-    loaded_big = _process_gpu_mib(pid)
+    loaded_big = _gpu_used_mib()
     assert loaded_big >= loaded_small + 100, (
         f"a batch of {BIG_BATCH} grew GPU memory only from {loaded_small} to {loaded_big} MiB: "
         "the test cannot tell a release from noise"
@@ -105,7 +101,7 @@ def test_served_gpu_outputs_match_cpu_and_memory_is_released_on_unload(
 
     _admin(cuda_server, "unload", model)
     deadline = time.monotonic() + 30  # the old version drains its queue before closing
-    while (after := _process_gpu_mib(pid)) > loaded_small + 16 and time.monotonic() < deadline:
+    while (after := _gpu_used_mib()) > loaded_small + 16 and time.monotonic() < deadline:
         time.sleep(0.5)
     # The CUDA context stays with the process; everything the version allocated goes.
     assert after <= loaded_small + 16, (
