@@ -440,14 +440,14 @@ def run(seconds: float, connections: int, factor: float, work: Path) -> Report:
     )
 
 
-def markdown(report: Report, command: str) -> str:
+def markdown(report: Report, command: str, load: float) -> str:
     r = report
     fmt = lambda d: ", ".join(f"{k} {v:.2f}" for k, v in d.items() if k != "count")  # noqa: E731
     lines = [
         "# Overload",
         "",
         f"`{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
-        f"before the run {os.getloadavg()[0]:.2f} (2 cores shared with other work: figures are "
+        f"before the run {load:.2f} (2 cores shared with other work: figures are "
         "noisy).",
         "",
         f"Model `{MODEL}` (x FP32 [-1, {WIDTH}], {DEPTH} chained MatMuls), server pinned to core "
@@ -496,11 +496,12 @@ def main(argv: list[str] | None = None) -> None:
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
     report = run(args.seconds, args.connections, args.factor, WORK)
     command = "python -m benchmarks.overload " + " ".join(argv or sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overload.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    text = markdown(report, command.strip())
+    text = markdown(report, command.strip(), load)
     (args.out / "overload.md").write_text(text)
     print(text)
 

@@ -1,0 +1,176 @@
+"""Soak: half the server's capacity for a long while — zero errors, no memory growth trend, no
+file-descriptor or thread leak.
+
+    python -m benchmarks.soak [--minutes 10] [--out DIR]
+
+Same model, server and client as `benchmarks.overload` (server pinned to core 0, client to
+core 1): capacity is measured first (closed loop, 48 connections, 10 s), then an open loop at
+half of it over 16 keep-alive connections for `--minutes`. Every 5 s the server's resident
+memory, open file descriptors (/proc/<pid>/fd) and threads (/proc/<pid>/task) are sampled.
+
+Judged: no non-200 answer and no socket error; the least-squares slope of resident memory after
+the first minute (allocator and caches warming up; half the run if shorter) projects < 5 MB of growth over the run; the
+last fd and thread counts are no higher than the first. Writes soak.json and soak.md to
+benchmarks/results/reliability/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.overload import (
+    CLIENT_CORE,
+    MODEL,
+    RESULTS,
+    SERVER_CORE,
+    WORK,
+    Sampler,
+    build_store,
+    infer_request,
+    percentiles,
+    run_load,
+    start_server,
+)
+
+CONNECTIONS = 16
+SAMPLE_PERIOD_S = 5.0
+WARM_UP_S = 60.0
+
+
+@dataclass
+class SoakReport:
+    minutes: float
+    capacity_rps: float
+    offered_rps: float
+    answered: int
+    non_200: int
+    socket_errors: int
+    latency: dict[str, float]
+    rss_first_mb: float
+    rss_last_mb: float
+    rss_fit_from_s: float
+    rss_slope_mb_per_min: float
+    rss_projected_growth_mb: float
+    fds_first: int
+    fds_last: int
+    fds_max: int
+    threads_first: int
+    threads_last: int
+    threads_max: int
+    samples: list[dict[str, float]]
+    verdicts: dict[str, bool]
+
+
+def run(minutes: float, work: Path) -> SoakReport:
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    store_dir = build_store(work)
+    with start_server(store_dir, work / "soak-server.log") as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        request = infer_request(port)
+        run_load(port, request, connections=8, seconds=3)  # warm-up
+        capacity = len(run_load(port, request, connections=48, seconds=10).statuses) / 10
+        sampler = Sampler(server, SAMPLE_PERIOD_S, with_queue=False)
+        sampler.start()
+        seconds = minutes * 60
+        soak = run_load(port, request, connections=CONNECTIONS, seconds=seconds, rate=capacity / 2)
+        samples = sampler.stop()
+    statuses = np.asarray(soak.statuses)
+    t = np.asarray([s["t"] for s in samples])
+    rss = np.asarray([s["rss_mb"] for s in samples])
+    warm_up = min(WARM_UP_S, seconds / 2)
+    steady = t >= warm_up
+    slope_per_s = float(np.polyfit(t[steady], rss[steady], 1)[0]) if steady.sum() >= 3 else 0.0
+    projected = float(slope_per_s * (t[steady][-1] - t[steady][0])) if steady.any() else 0.0
+    fds = [int(s["fds"]) for s in samples]
+    threads = [int(s["threads"]) for s in samples]
+    non_200 = int((statuses != 200).sum())
+    verdicts = {
+        "zero errors": non_200 == 0 and soak.socket_errors == 0,
+        "no memory growth trend (< 5 MB projected)": projected < 5,
+        "no fd leak": fds[-1] <= fds[0],
+        "no thread leak": threads[-1] <= threads[0],
+    }
+    return SoakReport(
+        minutes=minutes,
+        capacity_rps=capacity,
+        offered_rps=len(statuses) / seconds,
+        answered=len(statuses),
+        non_200=non_200,
+        socket_errors=soak.socket_errors,
+        latency=percentiles(np.asarray(soak.latencies)),
+        rss_first_mb=float(rss[0]),
+        rss_last_mb=float(rss[-1]),
+        rss_fit_from_s=warm_up,
+        rss_slope_mb_per_min=slope_per_s * 60,
+        rss_projected_growth_mb=projected,
+        fds_first=fds[0],
+        fds_last=fds[-1],
+        fds_max=max(fds),
+        threads_first=threads[0],
+        threads_last=threads[-1],
+        threads_max=max(threads),
+        samples=samples,
+        verdicts={name: bool(ok) for name, ok in verdicts.items()},
+    )
+
+
+def markdown(r: SoakReport, command: str, load: float) -> str:
+    latency = ", ".join(f"{k} {v:.2f}" for k, v in r.latency.items() if k != "count")
+    return "\n".join([
+        "# Soak",
+        "",
+        f"`{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+        f"before the run {load:.2f} (2 cores shared with other work).",
+        "",
+        f"Model `{MODEL}`, server pinned to core {SERVER_CORE}, client to core {CLIENT_CORE}; "
+        f"open loop over {CONNECTIONS} keep-alive connections; samples every "
+        f"{SAMPLE_PERIOD_S:.0f} s.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| duration | {r.minutes:g} min |",
+        f"| capacity / offered (half) | {r.capacity_rps:.0f} / {r.offered_rps:.0f} req/s |",
+        f"| answered / non-200 / socket errors | {r.answered} / {r.non_200} / {r.socket_errors} |",
+        f"| latency | {latency} ms |",
+        f"| resident memory first / last | {r.rss_first_mb:.1f} / {r.rss_last_mb:.1f} MB |",
+        f"| RSS slope after {r.rss_fit_from_s:.0f} s (least squares) | {r.rss_slope_mb_per_min:+.3f} "
+        f"MB/min, {r.rss_projected_growth_mb:+.2f} MB over the run |",
+        f"| open fds first / last / max | {r.fds_first} / {r.fds_last} / {r.fds_max} |",
+        f"| threads first / last / max | {r.threads_first} / {r.threads_last} / "
+        f"{r.threads_max} |",
+        "",
+        "| target | met |",
+        "|---|---|",
+        *(f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in r.verdicts.items()),
+        "",
+    ])  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the server stops too
+    WORK.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    report = run(args.minutes, WORK)
+    command = ("python -m benchmarks.soak " + " ".join(argv or sys.argv[1:])).strip()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "soak.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    text = markdown(report, command, load)
+    (args.out / "soak.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
