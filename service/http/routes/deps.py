@@ -9,7 +9,9 @@ from service.errors import BadRequestError
 from service.http.state import AppState
 
 
-def app_state(request: Request) -> AppState:
+# Handlers and dependencies are `async def` throughout: FastAPI runs plain `def` ones in a
+# thread pool, a hop that made probes slow on a loaded core.
+async def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.inductive
     return state
 

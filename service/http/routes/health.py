@@ -14,12 +14,12 @@ State = Annotated[AppState, Depends(app_state)]
 
 
 @router.get("/live")
-def live() -> Response:
+async def live() -> Response:
     return json_response({"live": True})
 
 
 @router.get("/ready")
-def ready(state: State) -> Response:
+async def ready(state: State) -> Response:
     """503 while models load at start-up and from the moment a SIGTERM starts the drain."""
     is_ready = state.manager.ready
     return json_response({"ready": is_ready}, status_code=200 if is_ready else 503)

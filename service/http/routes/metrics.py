@@ -14,5 +14,5 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics")
-def metrics(state: Annotated[AppState, Depends(app_state)]) -> Response:
+async def metrics(state: Annotated[AppState, Depends(app_state)]) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -45,30 +45,30 @@ def _config(served: ServedVersion) -> dict[str, Any]:
 
 
 @router.get("/{name}")
-def model_metadata(name: str, state: State) -> Response:
+async def model_metadata(name: str, state: State) -> Response:
     return json_response(_metadata(state, state.manager.lookup(name)))
 
 
 @router.get("/{name}/versions/{version}")
-def version_metadata(name: str, version: str, state: State) -> Response:
+async def version_metadata(name: str, version: str, state: State) -> Response:
     return json_response(_metadata(state, state.manager.lookup(name, parse_version(version))))
 
 
 @router.get("/{name}/ready")
-def model_ready(name: str, state: State) -> Response:
+async def model_ready(name: str, state: State) -> Response:
     return _ready(state, name, None)
 
 
 @router.get("/{name}/versions/{version}/ready")
-def version_ready(name: str, version: str, state: State) -> Response:
+async def version_ready(name: str, version: str, state: State) -> Response:
     return _ready(state, name, version)
 
 
 @router.get("/{name}/config")
-def model_config(name: str, state: State) -> Response:
+async def model_config(name: str, state: State) -> Response:
     return json_response(_config(state.manager.lookup(name)))
 
 
 @router.get("/{name}/versions/{version}/config")
-def version_config(name: str, version: str, state: State) -> Response:
+async def version_config(name: str, version: str, state: State) -> Response:
     return json_response(_config(state.manager.lookup(name, parse_version(version))))

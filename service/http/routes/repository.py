@@ -19,7 +19,9 @@ from service.http.state import AppState
 State = Annotated[AppState, Depends(app_state)]
 
 
-def require_admin(state: State, authorization: Annotated[str | None, Header()] = None) -> AppState:
+async def require_admin(
+    state: State, authorization: Annotated[str | None, Header()] = None
+) -> AppState:
     token = state.settings.admin_token
     if token is None:
         raise ForbiddenError("the repository API is off: set INDUCTIVE_ADMIN_TOKEN to enable it")

@@ -21,5 +21,5 @@ def _version() -> str:
 
 
 @router.get("/v2")
-def server_metadata() -> Response:
+async def server_metadata() -> Response:
     return json_response({"name": "inductive", "version": _version(), "extensions": EXTENSIONS})
