@@ -9,9 +9,9 @@ half of it over 16 keep-alive connections for `--minutes`. Every 5 s the server'
 memory, open file descriptors (/proc/<pid>/fd) and threads (/proc/<pid>/task) are sampled.
 
 Judged: no non-200 answer and no socket error; the least-squares slope of resident memory after
-the first minute (allocator and caches warming up; half the run if shorter) projects < 5 MB of growth over the run; the
-last fd and thread counts are no higher than the first. Writes soak.json and soak.md to
-benchmarks/results/reliability/.
+the first minute (allocator and caches warming up; half the run if shorter) projects < 5 MB of
+growth over the run; the last fd and thread counts are no higher than the first. Writes
+soak.json and soak.md to benchmarks/results/reliability/.
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def markdown(r: SoakReport, command: str, load: float) -> str:
         f"| answered / non-200 / socket errors | {r.answered} / {r.non_200} / {r.socket_errors} |",
         f"| latency | {latency} ms |",
         f"| resident memory first / last | {r.rss_first_mb:.1f} / {r.rss_last_mb:.1f} MB |",
-        f"| RSS slope after {r.rss_fit_from_s:.0f} s (least squares) | {r.rss_slope_mb_per_min:+.3f} "
-        f"MB/min, {r.rss_projected_growth_mb:+.2f} MB over the run |",
+        f"| RSS slope after {r.rss_fit_from_s:.0f} s (least squares) | "
+        f"{r.rss_slope_mb_per_min:+.3f} MB/min, {r.rss_projected_growth_mb:+.2f} MB over the run |",
         f"| open fds first / last / max | {r.fds_first} / {r.fds_last} / {r.fds_max} |",
         f"| threads first / last / max | {r.threads_first} / {r.threads_last} / "
         f"{r.threads_max} |",
