@@ -102,8 +102,8 @@ def main() -> None:
             "speedscope",
             "--output",
             str(profile_path),
-            "--nonblocking",
-            *(["--native"] if args.native else []),
+            # Not pausing the server keeps its timing honest; native stacks need the pause.
+            *(["--native"] if args.native else ["--nonblocking"]),
         ]
         spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # wrk runs a second longer than py-spy samples, so every sample is under load.
