@@ -31,13 +31,22 @@ _NUMPY = {name: dtype for dtype, name in _DATATYPES.items()}
 _HOST = "127.0.0.1"
 
 
+def _json_values(array: np.ndarray) -> list[Any]:
+    if array.dtype in (np.float16, np.float32):
+        # The shortest decimal that reads back as the same value (`0.1234`), as a client holding
+        # float32 data writes it, not 17 digits of the value widened to float64.
+        return [float(str(value)) for value in array.ravel()]
+    values: list[Any] = array.ravel().tolist()
+    return values
+
+
 def json_body(sample: Sample) -> bytes:
     inputs = [
         {
             "name": name,
             "shape": list(array.shape),
             "datatype": _DATATYPES[array.dtype],
-            "data": array.ravel().tolist(),
+            "data": _json_values(array),
         }
         for name, array in sample.items()
     ]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import orjson
 import pytest
 
-from benchmarks.bodies import decode_response, write_requests
+from benchmarks.bodies import decode_response, json_body, write_requests
 from benchmarks.config import BenchConfig
 from benchmarks.measure import measure_point
 from benchmarks.report import evaluate_targets, render
@@ -198,3 +199,11 @@ def test_targets_are_judged_on_the_figures() -> None:
     assert with_errors[0].met is False
     assert "3 errors" in with_errors[0].measured
     assert "**missed**" in render(_results(binary_rps=2700, mlserver_p99=50))
+
+
+def test_json_body_writes_float32_values_as_short_exact_decimals() -> None:
+    values = np.array([[0.1234, 1e-7, 3.4028235e38, -0.5]], dtype=np.float32)
+    body = json_body({"x": values})
+    assert b"[0.1234,1e-7,3.4028235e+38,-0.5]" in body
+    data = orjson.loads(body)["inputs"][0]["data"]
+    np.testing.assert_array_equal(np.asarray(data, dtype=np.float32), values.ravel())
