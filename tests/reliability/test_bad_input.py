@@ -199,6 +199,13 @@ CASES: dict[str, Case] = {
     "name with NUL": Case(404, ("unknown model",), GOOD, path="/v2/models/a%00b/infer"),
     "name of 10k characters": Case(404, ("unknown model 'aaaa",), GOOD,
                                    path=f"/v2/models/{'a' * 10_000}/infer"),
+    # '²' passes str.isdigit() but int() refuses it (was a 500).
+    "superscript digit as version": Case(400, ("positive integer",), GOOD,
+                                         path="/v2/models/add/versions/%C2%B2/infer"),
+    # Was a 200 with NaN outputs (lengths filled as 0) while an explicit lengths=0 got 400.
+    "ragged input with an empty time axis": Case(
+        400, ("input 'x'",), {"inputs": [tensor("x", np.zeros((1, 0, 2)))]},
+        path="/v2/models/ragged/infer"),
 }  # fmt: skip
 
 
@@ -225,12 +232,6 @@ def test_body_above_the_limit_without_content_length_is_refused(server: ServerPr
 
 
 BUGS = {
-    "superscript digit as version": (
-        Case(400, ("positive integer",), GOOD, path="/v2/models/add/versions/%C2%B2/infer"),
-        "BUG: a version made of a Unicode digit that int() refuses ('²' passes str.isdigit()) "
-        "gets 500 'internal server error' instead of 400 (service/http/infer.py and "
-        "service/http/routes/deps.py parse_version)",
-    ),
     "zero-element tensor with a dimension >= 2**63 (JSON)": (
         Case(400, ("input 'x'",),
              {"inputs": [{**tensor("x", X), "shape": [2**63, 0], "data": []}, tensor("y", Y)]}),
@@ -242,13 +243,6 @@ BUGS = {
                  [{**binary("x", X, size=0), "shape": [2**62, 0]}, binary("y", Y)], Y.tobytes()),
         "BUG: shape [2**62, 0] with binary_data_size 0 passes every size check, then numpy's "
         "reshape raises ValueError -> 500 (service/protocol/decode.py _from_binary)",
-    ),
-    "ragged input with an empty time axis": (
-        Case(400, ("input 'x'",),
-             {"inputs": [tensor("x", np.zeros((1, 0, 2)))]}, path="/v2/models/ragged/infer"),
-        "BUG: a ragged input of length 0 gets the server-filled lengths 0 and a 200 with null "
-        "(NaN) outputs, while an explicit lengths=0 is refused with 400 'lengths must be between "
-        "1 and T' (service/protocol/validate.py)",
     ),
 }  # fmt: skip
 
@@ -266,12 +260,6 @@ def test_known_bad_requests_that_still_break_the_contract(
         assert fragment in message, f"{fragment!r} not in {message!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GET /v2/models/add/versions/%C2%B2 (and …/ready, …/config) answers 500 with the "
-    "plain-text body 'Internal Server Error': parse_version's int() raises ValueError on '²', and "
-    "FastAPI's default handler for unexpected exceptions is not JSON",
-)
 @pytest.mark.parametrize("suffix", ["", "/ready", "/config"])
 def test_metadata_with_a_superscript_version_is_a_json_400(
     server: ServerProcess, suffix: str
