@@ -40,6 +40,7 @@ def summarize(speedscope: dict[str, Any], top: int = TOP) -> str:
     """Markdown tables of the heaviest frames, from a py-spy speedscope profile."""
     frames = speedscope["shared"]["frames"]
     names = [f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})" for f in frames]
+    files = [Path(f.get("file", "?")).name for f in frames]
     own: Counter[int] = Counter()
     total: Counter[int] = Counter()
     samples = 0.0
@@ -51,7 +52,15 @@ def summarize(speedscope: dict[str, Any], top: int = TOP) -> str:
             for frame in set(stack):
                 total[frame] += weight
     unit = speedscope["profiles"][0].get("unit", "samples") if speedscope["profiles"] else ""
+    by_file: Counter[str] = Counter()
+    for frame, weight in own.items():
+        by_file[files[frame]] += weight
     lines = [f"{samples:.2f} {unit} sampled, busy time only (idle threads are not sampled).", ""]
+    lines += ["### Self time by source file", "", "| % | file |", "| ---: | --- |"]
+    lines += [
+        f"| {100 * n / max(samples, 1):.1f} | `{name}` |" for name, n in by_file.most_common(15)
+    ]
+    lines.append("")
     for title, counts in (("self time", own), ("including callees", total)):
         lines += [f"### Top {top} by {title}", "", "| % | frame |", "| ---: | --- |"]
         lines += [
