@@ -18,6 +18,7 @@ from benchmarks.lifecycle_e2e import LoadPool
 from model_store import ModelStore, add_onnx
 from tests.e2e.tiny import BODY, CONFIG, MODEL, artifact, check_sum, publish_v1_stable
 from tests.model_store.seaweed import SeaweedS3
+from tests.service import models
 from tests.service.helpers import ServerProcess, running_server
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
@@ -138,7 +139,7 @@ def test_store_outage_under_load_keeps_serving_and_ready_and_polling_recovers(
     finally:
         seaweed.start()  # the session's server is shared: never leave it stopped
     assert all(ready_during_outage)
-    assert len(ready_during_outage) >= 10
+    assert len(ready_during_outage) >= 3
     assert failures_during_outage >= 1
     assert "store poll failed" in log
     assert [r.error for r in records if r.error] == []
@@ -146,3 +147,36 @@ def test_store_outage_under_load_keeps_serving_and_ready_and_polling_recovers(
     assert len(during) > 100
     assert {r.version for r in during} == {1}
     assert max(records, key=lambda r: r.start).version == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a version whose load meets a store outage (S3 stopped during its download) is "
+    "marked FAILED and poll mode never retries it (ModelManager.sync(retry_failed=False)), so "
+    "after the store returns the server serves the old version until restarted; the S3 backend "
+    "also reports the cut download as StoreError, not StoreUnavailableError",
+)
+def test_a_version_cut_off_by_an_outage_is_loaded_when_the_store_returns(
+    s3_store: ModelStore, seaweed: SeaweedS3, tmp_path: Path
+) -> None:
+    assert add_onnx(s3_store, MODEL, artifact(tmp_path, 1), config=CONFIG) == 1
+    # ~150 MB: its download lasts long enough to be cut off by stopping the store.
+    big = models.slow_model(tmp_path, width=6144, depth=1)
+    cached = tmp_path / "cache" / MODEL
+    with running_server(tmp_path / "unused", tmp_path, _env(s3_store, cached.parent)) as server:
+        try:
+            assert add_onnx(s3_store, MODEL, big) == 2
+            # The download has begun once something besides v1 appears in the cache.
+            deadline = time.monotonic() + 20
+            while {p.name for p in cached.iterdir()} == {"1"} and time.monotonic() < deadline:
+                time.sleep(0.002)
+            seaweed.stop()
+            _eventually(lambda: _index(server)["2"]["state"] != "LOADING", 20, "v2 loaded")
+            outcome = _index(server)["2"]
+        finally:
+            seaweed.start()
+        if outcome["state"] == "READY":
+            pytest.skip("the download finished before the store stopped: no outage to recover")
+        assert _served(server) == ["1"]
+        _eventually(lambda: _served(server) == ["2"], 8, "v2 served once the store is back")
+    assert "StoreUnavailableError" in outcome["reason"], outcome["reason"]
