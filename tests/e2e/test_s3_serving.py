@@ -66,7 +66,7 @@ def _object_key(store: ModelStore, *parts: str) -> str:
     return "/".join((prefix, MODEL, *parts))
 
 
-def test_versions_are_cached_verified_and_a_corrupted_object_never_loads(
+def test_versions_are_cached_verified_and_corrupted_bytes_never_load(
     s3_store: ModelStore, seaweed: SeaweedS3, tmp_path: Path
 ) -> None:
     publish_v1_stable(s3_store.uri, tmp_path)
@@ -93,13 +93,21 @@ def test_versions_are_cached_verified_and_a_corrupted_object_never_loads(
         assert _served(server) == ["1"]
         assert _ready(server)
         metrics = server.metrics()
-        log = server.log()
 
         # A good v3, promoted, replaces v1.
         assert add_onnx(s3_store, MODEL, artifact(tmp_path, 3)) == 3
         s3_store.promote(MODEL, 3)
         load.first_served(3, time.monotonic(), timeout=20)
+
+        # The replica's cached copy of v1 rots; going back to v1 must not trust it.
+        cached_v1 = synced / "model.onnx"
+        rotten = bytearray(cached_v1.read_bytes())
+        rotten[len(rotten) // 2] ^= 0xFF
+        cached_v1.write_bytes(bytes(rotten))
+        s3_store.promote(MODEL, 1)
+        load.first_served(1, time.monotonic(), timeout=20)
         records = load.stop()
+        log = server.log()
 
     for words in ("IntegrityError", "'model.onnx'", "sha256"):
         assert words in reason, reason
@@ -108,7 +116,9 @@ def test_versions_are_cached_verified_and_a_corrupted_object_never_loads(
     assert f"{MODEL} v2 failed to load" in log
     # Nothing of the damaged version stays in the cache, not even a partial download.
     assert sorted(p.name for p in (cache / MODEL).iterdir()) == ["1", "3"]
-    assert [r.error for r in records if r.error] == []
+    assert f"cached copy of {MODEL} v1 is damaged, fetching again" in log
+    assert cached_v1.read_bytes() == artifact(tmp_path, 1).read_bytes()
+    assert [r.error for r in records if r.error] == []  # check_sum: v1 computed as v1
     assert {r.version for r in records} == {1, 3}
 
 
