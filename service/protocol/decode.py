@@ -150,7 +150,28 @@ def _tensor_header(raw: object, max_elements: int) -> tuple[str, str, tuple[int,
         raise BadRequestError(
             f"input '{name}': shape {shape} has {count} elements, above the limit of {max_elements}"
         )
+    if count == 0:
+        # A zero-element tensor passes the element limit whatever its other dimensions, but
+        # numpy refuses to reshape into dimensions whose non-zero product overflows its index
+        # type (ValueError, was a 500): every dimension is held to the element limit too.
+        _check_empty_shape(name, shape, max_elements)
     return name, datatype, tuple(shape)
+
+
+def _check_empty_shape(name: str, shape: list[int], max_elements: int) -> None:
+    span = 1
+    for axis, dim in enumerate(shape):
+        if dim > max_elements:
+            raise BadRequestError(
+                f"input '{name}': dimension {axis} of shape {shape} is {dim}, above the limit "
+                f"of {max_elements} elements"
+            )
+        span *= dim or 1
+    if span > max_elements:
+        raise BadRequestError(
+            f"input '{name}': the non-zero dimensions of shape {shape} span {span} elements, "
+            f"above the limit of {max_elements}"
+        )
 
 
 def _from_binary(name: str, datatype: str, shape: tuple[int, ...], chunk: memoryview) -> np.ndarray:
@@ -168,7 +189,10 @@ def _from_binary(name: str, datatype: str, shape: tuple[int, ...], chunk: memory
 
 
 def _bytes_elements(name: str, shape: tuple[int, ...], chunk: memoryview, count: int) -> np.ndarray:
-    out = np.empty(count, dtype=object)
+    # The declared count is not allocated up front (a 4-byte body may declare millions of
+    # elements): elements are collected as the data yields them, so the walk stops, and refuses,
+    # where the data ends, before any memory proportional to the claim is taken.
+    items: list[bytes] = []
     pos, end = 0, len(chunk)
     for i in range(count):
         if pos + 4 > end:
@@ -179,12 +203,14 @@ def _bytes_elements(name: str, shape: tuple[int, ...], chunk: memoryview, count:
             raise BadRequestError(
                 f"input '{name}': BYTES element {i} claims {length} bytes, {end - pos} left"
             )
-        out[i] = bytes(chunk[pos : pos + length])
+        items.append(bytes(chunk[pos : pos + length]))
         pos += length
     if pos != end:
         raise BadRequestError(
             f"input '{name}': {end - pos} bytes left over after {count} BYTES elements"
         )
+    out = np.empty(count, dtype=object)
+    out[:] = items
     return out.reshape(shape)
 
 

@@ -117,3 +117,46 @@ def test_every_datatype_round_trips(datatype: str, binary: bool) -> None:
             np.testing.assert_array_equal(got, array)
     assert out["datatype"] == datatype
     assert out["shape"] == [2, 2]
+
+
+def _refusal(entry: dict[str, Any], raw: bytes | None = None, max_elements: int = 1000) -> str:
+    header = orjson.dumps({"inputs": [entry]})
+    body, length = (header, None) if raw is None else (header + raw, len(header))
+    with pytest.raises(BadRequestError) as info:
+        decode_request(body, length, max_elements=max_elements)
+    return info.value.message
+
+
+@pytest.mark.parametrize("shape", [[2**63, 0], [2**62, 0], [0, 1001], [40, 40, 0]])
+@pytest.mark.parametrize("binary", [True, False])
+def test_an_empty_tensor_with_absurd_dimensions_is_a_bad_request(
+    shape: list[int], binary: bool
+) -> None:
+    """Zero elements pass the element limit; the dimensions themselves must not reach numpy."""
+    entry: dict[str, Any] = {"name": "x", "shape": shape, "datatype": "FP32"}
+    if binary:
+        entry["parameters"] = {"binary_data_size": 0}
+    else:
+        entry["data"] = []
+    message = _refusal(entry, b"" if binary else None)
+    assert "input 'x'" in message
+    assert "limit of 1000" in message
+
+
+def test_an_empty_tensor_with_sane_dimensions_still_decodes() -> None:
+    header = orjson.dumps({"inputs": [{"name": "x", "shape": [0, 4], "datatype": "FP32",
+                                       "data": []}]})  # fmt: skip
+    assert decode_request(header, None, max_elements=1000).inputs["x"].shape == (0, 4)
+
+
+def test_a_bytes_count_the_data_cannot_hold_is_refused_before_allocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_allocation(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("allocated before checking the data")
+
+    monkeypatch.setattr("service.protocol.decode.np.empty", no_allocation)
+    entry = {"name": "s", "shape": [1, 1 << 24], "datatype": "BYTES",
+             "parameters": {"binary_data_size": 4}}  # fmt: skip
+    message = _refusal(entry, bytes(4), max_elements=1 << 24)
+    assert message == "input 's': BYTES data ends after 1 of 16777216 elements"
