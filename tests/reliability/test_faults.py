@@ -154,35 +154,28 @@ def test_local_store_gone_keeps_serving_and_polling_recovers(
 
 @pytest.mark.s3
 @pytest.mark.slow
-def test_s3_store_down_keeps_serving_and_polling_recovers(tmp_path: Path) -> None:
+def test_s3_store_down_keeps_serving_and_polling_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("boto3", reason="the S3 backend needs the s3 extra")
     from tests.model_store.seaweed import SeaweedS3
 
     with SeaweedS3(tmp_path / "seaweed") as s3:
-        env = s3.env()
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            store = open_store(s3.uri("models"))
-            add_onnx(store, "add", models.add_model(tmp_path), config=ADD_CONFIG)
-            server_env = {**env, **POLL, "INDUCTIVE_STORE": s3.uri("models"),
-                          "INDUCTIVE_POLL_INTERVAL_S": "0.5"}  # fmt: skip
-            with running_server(tmp_path / "unused", tmp_path, server_env) as server:
-                _keeps_serving(server, 0.3)
-                s3.stop()
-                _keeps_serving(server, 3.0)
-                failures = server.metrics()["inductive_store_poll_failures_total"]
-                assert failures >= 1, "the outage was not noticed by the poller"
-                s3.start()
-                add_onnx(store, "add", _v2_model(tmp_path))
-                _eventually(lambda: _served_versions(server, "add") == ["2"], 30, "v2 served")
-                _keeps_serving(server, 0.3, expected_offset=100.0)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        for key, value in s3.env().items():
+            monkeypatch.setenv(key, value)  # for this process's store and the server's
+        store = open_store(s3.uri("models"))
+        add_onnx(store, "add", models.add_model(tmp_path), config=ADD_CONFIG)
+        env = {**POLL, "INDUCTIVE_STORE": s3.uri("models"), "INDUCTIVE_POLL_INTERVAL_S": "0.5"}
+        with running_server(tmp_path / "unused", tmp_path, env) as server:
+            _keeps_serving(server, 0.3)
+            s3.stop()
+            _keeps_serving(server, 3.0)
+            failures = server.metrics()["inductive_store_poll_failures_total"]
+            assert failures >= 1, "the outage was not noticed by the poller"
+            s3.start()
+            add_onnx(store, "add", _v2_model(tmp_path))
+            _eventually(lambda: _served_versions(server, "add") == ["2"], 30, "v2 served")
+            _keeps_serving(server, 0.3, expected_offset=100.0)
 
 
 def _v2_model(tmp_path: Path) -> Path:
@@ -323,7 +316,7 @@ def test_clients_vanishing_mid_request_do_not_poison_their_batch(
         rounds, good_per_round = 10, 12
         barrier = threading.Barrier(24)
 
-        def vanish(i: int, halfway: bool) -> None:
+        def vanish(halfway: bool) -> None:
             body = orjson.dumps(
                 add_body(np.full((1, 4), -1, np.float32), np.ones((1, 4), np.float32))
             )
@@ -343,7 +336,7 @@ def test_clients_vanishing_mid_request_do_not_poison_their_batch(
 
         for _ in range(rounds):
             with ThreadPoolExecutor(24) as pool:
-                leaving = [pool.submit(vanish, i, i >= 8) for i in range(12)]
+                leaving = [pool.submit(vanish, i >= 8) for i in range(12)]
                 staying = [pool.submit(wait, i) for i in range(good_per_round)]
                 for f in leaving:
                     f.result()
