@@ -32,7 +32,7 @@ _FLAGS = {
     "cuda_device_id": int, "intra_op_threads": int, "precision": str,
     "max_batch_size": int, "max_queue_delay_ms": float, "max_queue_size": int,
     "default_timeout_ms": float, "shutdown_grace_s": float, "shutdown_delay_s": float,
-    "log_format": str, "log_level": str, "body_timeout_s": float,
+    "log_format": str, "log_level": str, "body_timeout_s": float, "header_timeout_s": float,
 }  # fmt: skip
 
 
@@ -96,6 +96,19 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
+def _http_protocol(settings: Settings) -> str | type[asyncio.Protocol]:
+    """httptools with the slow-client guard (service/http/guard.py); h11 (without) otherwise."""
+    if not importlib.util.find_spec("httptools"):
+        log.warning("httptools is not installed: h11 without header and body-rate deadlines")
+        return "h11"
+    from service.http.guard import GuardedHttpToolsProtocol
+
+    header_timeout = settings.header_timeout_s or settings.timeout_keep_alive_s
+    return GuardedHttpToolsProtocol.configured(
+        header_timeout, settings.body_min_rate, settings.body_timeout_s + header_timeout
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings(**parse_args(argv))
@@ -108,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=_http_protocol(settings),
         lifespan="on",
         access_log=False,  # one line per request would cost more than a batched inference
         # Neither is needed on the hot path: no proxy rewriting of client addresses (the access

@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     timeout_keep_alive_s: float = Field(
         default=5.0, gt=0, description="Idle keep-alive connections are closed after this."
     )
+    header_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="A request's headers must arrive within this many seconds of the connection "
+        "opening or of the previous response, and a body gets this much grace before its "
+        "minimum rate applies (slow-client guard); default: timeout_keep_alive_s.",
+    )
+    body_min_rate: int = Field(
+        default=16 * 1024,
+        ge=1,
+        description="After the header timeout's grace, a request body must keep up this many "
+        "bytes a second or its connection is closed (slow-client guard).",
+    )
     shutdown_grace_s: float = Field(
         default=25.0, ge=0, description="On SIGTERM, how long accepted requests may take to finish."
     )

@@ -240,13 +240,6 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: no server-side read timeout: a client that sends its headers and then trickles "
-    "its body (1 byte/s of a declared 100000), never finishes its headers, or connects and "
-    "sends nothing keeps its connection (and one of uvicorn's limit_concurrency=4096 slots) "
-    "forever; timeout_keep_alive only applies between requests (service/__main__.py)",
-)
 def test_a_slow_client_is_cut_off_after_the_server_timeout(tmp_path: Path, add_store: Path) -> None:
     with running_server(add_store, tmp_path, KEEP_ALIVE) as server:
         stop = threading.Event()

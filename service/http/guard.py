@@ -1,0 +1,143 @@
+"""Slow-client guard at the connection level: uvicorn's HTTP protocol with read deadlines.
+
+uvicorn only times out connections *between* requests (keep-alive, armed after a response), so
+a client that connects and sends nothing, never finishes its headers, or trickles its body holds
+its connection (and one of `limit_concurrency` slots) forever. Here each connection records when
+it started waiting for a request and how far its body got; one sweep per event loop, every
+`_SWEEP_S`, closes those past their deadline:
+
+- headers: a request's headers must be complete within `header_timeout_s` of the connection
+  opening or of the previous response (bytes trickling in do not extend it);
+- body: it must keep up a minimum rate: `header_timeout_s` of grace plus one second for every
+  `min_rate` bytes received, and never longer than `body_cap_s` in all.
+
+The hot path pays a few attribute writes per request and a counter per body chunk: no timer is
+armed or cancelled per request; the sweep walks the open connections (at most the concurrency
+limit) a few times a second. A client cut off mid-request gets a JSON 408 when no response has
+started; the app then sees `http.disconnect` for its pending `receive()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("service.http")
+
+_SWEEP_S = 0.5
+
+
+def _timeout_response(message: str) -> bytes:
+    body = b'{"error":"' + message.encode() + b'"}'
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with header and body read deadlines; configure with `configured()`."""
+
+    header_timeout_s = 5.0
+    min_rate = 16 * 1024  # bytes a second a body must keep up after the grace period
+    body_cap_s = 30.0
+    _sweeping: ClassVar[set[asyncio.AbstractEventLoop]] = set()  # loops with a sweep running
+
+    # When the connection started waiting for a request's headers (None: not waiting), whether
+    # any byte of that request came, when its body started (None: no body being read), how
+    # many body bytes came, and how many requests are between headers and response.
+    _idle_since: float | None
+    _begun: bool
+    _body_since: float | None
+    _body_bytes: int
+    _in_flight: int
+
+    @classmethod
+    def configured(
+        cls, header_timeout_s: float, min_rate: int, body_cap_s: float
+    ) -> type[GuardedHttpToolsProtocol]:
+        return type(
+            cls.__name__,
+            (cls,),
+            {"header_timeout_s": header_timeout_s, "min_rate": min_rate, "body_cap_s": body_cap_s},
+        )
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._idle_since = self.loop.time()
+        self._begun = False
+        self._body_since = None
+        self._body_bytes = 0
+        self._in_flight = 0
+        if self.loop not in self._sweeping:
+            self._sweeping.add(self.loop)
+            self.loop.call_later(_SWEEP_S, _sweep, self.loop, self.connections)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = True
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._in_flight += 1
+        self._idle_since = None
+        self._begun = False
+        self._body_since = self.loop.time()
+        self._body_bytes = 0
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._body_bytes += len(body)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._body_since = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._in_flight -= 1
+        if self._in_flight <= 0:
+            self._in_flight = 0
+            self._idle_since = self.loop.time()
+
+    def overdue(self, now: float) -> str | None:
+        """Why this connection is past a deadline, or None."""
+        if self._body_since is not None:
+            waited = now - self._body_since
+            if waited > self.body_cap_s:
+                return f"request body not received within {self.body_cap_s:g} s"
+            if waited > self.header_timeout_s + self._body_bytes / self.min_rate:
+                return (
+                    f"request body too slow: {self._body_bytes} bytes in {waited:.1f} s "
+                    f"(at least {self.min_rate} bytes a second are needed)"
+                )
+        elif self._idle_since is not None and now - self._idle_since > self.header_timeout_s:
+            return f"request headers not received within {self.header_timeout_s:g} s"
+        return None
+
+    def cut_off(self, reason: str) -> None:
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self._body_since is not None and cycle is not None and not cycle.response_started:
+            # The app sees http.disconnect for its pending receive() and its reply is dropped.
+            cycle.disconnected = True
+            self.transport.write(_timeout_response(reason))
+        elif self._begun:  # part of a request's headers came: tell the client why
+            self.transport.write(_timeout_response(reason))
+        log.info("closing a slow connection from %s: %s", self.client, reason)
+        self.transport.close()
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+    now = loop.time()
+    for connection in list(connections):
+        if isinstance(connection, GuardedHttpToolsProtocol):
+            reason = connection.overdue(now)
+            if reason is not None:
+                connection.cut_off(reason)
+    if not loop.is_closed():
+        loop.call_later(_SWEEP_S, _sweep, loop, connections)
