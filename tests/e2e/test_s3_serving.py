@@ -203,7 +203,7 @@ def test_a_policy_change_published_with_a_version_never_serves_a_held_back_one(
 ) -> None:
     publish_v1_stable(s3_store.uri, tmp_path)
     assert add_onnx(s3_store, MODEL, artifact(tmp_path, 2)) == 2  # held back: stable is v1
-    big = models.slow_model(tmp_path, width=6144, depth=1)  # ~150 MB: an upload of seconds
+    big = models.slow_model(tmp_path, width=4096, depth=1)  # 64 MB: uploads for ~1 s
     env = {**_env(s3_store, tmp_path / "cache"), "INDUCTIVE_POLL_INTERVAL_S": "0.1"}
     with running_server(tmp_path / "unused", tmp_path, env) as server:
         assert add_onnx(s3_store, MODEL, big, config=CONFIG) == 3
