@@ -24,7 +24,7 @@ from schemathesis import GenerationMode
 from schemathesis.schemas import BaseSchema
 
 from tests.reliability.contract import contract_violation
-from tests.service.helpers import ServerProcess
+from tests.service.helpers import ServerProcess, running_server
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs"
 OFFICIAL = SPECS / "open_inference_rest.yaml"
@@ -44,13 +44,14 @@ REAL_MODEL = {"MODEL_NAME": "add", "MODEL_VERSION": "1", "name": "add", "version
 
 
 def _fuzz(
-    schema: BaseSchema, base_url: str, *, real_model: bool
+    schema: BaseSchema, base_url: str, *, real_model: bool, headers: dict[str, str] | None = None
 ) -> tuple[list[str], Counter[tuple[str, int]]]:
     """Runs every operation in both generation modes; returns the contract violations and how
     many responses each (operation, status) got."""
     violations: list[str] = []
     statuses: Counter[tuple[str, int]] = Counter()
     with requests.Session() as session:
+        session.headers.update(headers or {})
         for result in schema.get_all_operations():
             operation = result.ok()
             names = {p.name for p in operation.path_parameters}
@@ -106,6 +107,26 @@ def test_own_openapi_document(server: ServerProcess) -> None:
     violations, statuses = _fuzz(schema, server.url, real_model=False)
     assert not violations, "\n".join(violations[:20])
     assert statuses[("GET /v2/models/{name}", 404)] > 0, statuses
+
+
+def test_repository_api_with_the_admin_token(
+    store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The repository routes past the token check: load/unload/index with generated names and
+    bodies (a server of its own, so that unloading cannot disturb the other tests)."""
+    token = "fuzz-admin-token"
+    env = {"INDUCTIVE_MODEL_CONTROL_MODE": "explicit", "INDUCTIVE_ADMIN_TOKEN": token}
+    with running_server(store, tmp_path_factory.mktemp("admin"), env) as server:
+        schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json").include(
+            path_regex="^/v2/repository/"
+        )
+        violations, statuses = _fuzz(
+            schema, server.url, real_model=False, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert not violations, "\n".join(violations[:20])
+        assert statuses["POST /v2/repository/index", 200] > 0, statuses
+        assert statuses["POST /v2/repository/models/{name}/load", 404] > 0, statuses
+        assert server.process.poll() is None
 
 
 @pytest.mark.parametrize("real_model", [False, True], ids=["any-model", "served-model"])
