@@ -270,8 +270,8 @@ UVICORN_LIMIT_CONCURRENCY = 4096  # service/__main__.py
     strict=True,
     reason="BUG: past uvicorn's limit_concurrency (4096 open connections, idle ones included) "
     "every new request gets uvicorn's own 503 with the plain-text body 'Service Unavailable' "
-    "and no Retry-After, not {'error': ...}; with idle connections never closed (see the "
-    "slow-client test) 4096 silent sockets from one client lock everybody out",
+    "and no Retry-After, not {'error': ...}; 4096 silent sockets from one client lock everybody "
+    "out until the header deadline (the keep-alive timeout) closes them",
 )
 def test_a_connection_flood_is_refused_with_a_json_503(tmp_path: Path, add_store: Path) -> None:
     wanted = UVICORN_LIMIT_CONCURRENCY + 64
