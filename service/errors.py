@@ -62,6 +62,11 @@ class UnavailableError(ServiceError):
     headers = ((b"retry-after", b"1"),)
 
 
+class ModelInputError(BadRequestError):
+    """ONNX Runtime failed on one request run alone, for a reason in its data (e.g. an index out
+    of range): the client's input is at fault, reported as 400 with the model's message."""
+
+
 class ModelExecutionError(ServiceError):
     """ONNX Runtime failed while running a batch: a real fault, reported as 500."""
 

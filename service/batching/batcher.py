@@ -28,6 +28,7 @@ import numpy as np
 from service.batching.assemble import Layout, assemble, batch_key, split
 from service.errors import (
     ModelExecutionError,
+    ModelInputError,
     RequestTimeoutError,
     ServiceError,
     UnavailableError,
@@ -302,15 +303,52 @@ class Batcher:
             return _Outcome(results, time.perf_counter() - t0)
         except Exception as exc:
             if len(batch) == 1:
-                return _Outcome([exc], time.perf_counter() - t0)
+                return _Outcome([_failed_alone(exc, self.label)], time.perf_counter() - t0)
         results = []
         for request, n in zip(requests, samples, strict=True):
             try:
                 out = self._runner(assemble([request], self._layout))
                 results.extend(split(out, [request], [n], self._layout))
             except Exception as exc:
-                results.append(exc)
+                results.append(_failed_alone(exc, self.label))
         return _Outcome(results, time.perf_counter() - t0, ran_alone=True)
+
+
+# ONNX Runtime's error classes (onnxruntime.capi.onnxruntime_pybind11_state) that a kernel
+# failing on its data raises: "[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned
+# while running GatherElements node ... Out of range value in index tensor".
+_ORT_MODULE = "onnxruntime.capi.onnxruntime_pybind11_state"
+_ORT_DATA_ERRORS = frozenset({"Fail", "InvalidArgument", "RuntimeException"})
+_ORT_NODE_FAILED = "Non-zero status code returned while running"
+# A node can also fail for want of resources or because of its execution provider: that is the
+# server's fault whatever the input (the same request may well pass on retry), so it stays 500.
+# (Not bare "cuda" or "provider": every kernel's message carries its source path, e.g.
+# ".../core/providers/cuda/tensor/gather_elements_impl.cu".)
+_RESOURCE_MARKERS = (
+    "failed to allocate", "out of memory", "bad_alloc", "cuda failure", "cuda error",
+    "cudaerror", "cublas failure", "cudnn failure", "cufft failure", "curand failure",
+)  # fmt: skip
+
+
+def _failed_alone(exc: Exception, label: str) -> Exception:
+    """A request that fails when it runs alone: when ONNX Runtime refused its data (a node failed
+    on it at run time), the input is at fault → 400 naming the model and its message. Anything
+    else stays a fault of ours → 500: our own errors (session closed on unload: AttributeError,
+    assembling bugs), out of memory, provider failures, ONNX Runtime errors outside a node run."""
+    cls = type(exc)
+    message = str(exc)
+    if (
+        cls.__module__ == _ORT_MODULE
+        and cls.__name__ in _ORT_DATA_ERRORS
+        and _ORT_NODE_FAILED in message
+        and not any(marker in message.lower() for marker in _RESOURCE_MARKERS)
+    ):
+        name, _, version = label.rpartition(":")
+        detail = message.split(_ORT_NODE_FAILED, 1)[1].strip()
+        return ModelInputError(
+            f"model '{name}' version {version} failed on this input: {_ORT_NODE_FAILED} {detail}"
+        )
+    return exc
 
 
 def _as_service_error(exc: BaseException, label: str) -> ServiceError:

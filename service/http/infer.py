@@ -18,6 +18,7 @@ from typing import Any
 
 from service.errors import (
     BadRequestError,
+    ModelInputError,
     PayloadTooLargeError,
     RequestBodyTimeoutError,
     RequestTimeoutError,
@@ -182,6 +183,9 @@ async def handle_infer(
         if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
             rid = _ensure_request_id(rid)
             log.warning("inference on %s failed: %s", name[:80], exc.message)
+        elif isinstance(exc, ModelInputError):  # the client's fault, but the model's own words
+            rid = _ensure_request_id(rid)
+            log.info("inference on %s refused by the model: %s", name[:80], exc.message)
         await _send_error(send, exc, manager.draining, rid)
     except Exception:
         rid = _ensure_request_id(rid)

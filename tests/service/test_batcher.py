@@ -13,7 +13,12 @@ import pytest
 from model_store.schema import RaggedInput, TensorSpec
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout
-from service.errors import ModelExecutionError, RequestTimeoutError, UnavailableError
+from service.errors import (
+    ModelExecutionError,
+    ModelInputError,
+    RequestTimeoutError,
+    UnavailableError,
+)
 from service.metrics import Metrics
 from service.protocol.signature import ModelSignature
 
@@ -196,6 +201,52 @@ async def test_a_failing_request_fails_alone(runner: FakeRunner) -> None:
     np.testing.assert_array_equal(good2.result()["y"], [[6, 6]])
     with pytest.raises(ModelExecutionError, match="out of this model's domain"):
         bad.result()
+    await b.close()
+
+
+class Fail(Exception):  # noqa: N818 (onnxruntime's name)
+    """Stands for onnxruntime's own `Fail` (same module and name, as the batcher sees them)."""
+
+
+Fail.__module__ = "onnxruntime.capi.onnxruntime_pybind11_state"
+NODE_FAILED = "[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running "
+
+
+class OrtLikeRunner(FakeRunner):
+    """y = 2x; x == -2: a node fails on the data; x == -3: the arena runs out of memory."""
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if (inputs["x"] == -2).any():
+            raise Fail(NODE_FAILED + "Gather node. Name:'g' Status Message: indices out of bounds")
+        if (inputs["x"] == -3).any():
+            raise Fail(NODE_FAILED + "MatMul node. Status Message: Failed to allocate memory")
+        return super().__call__(inputs)
+
+
+@run_async
+async def test_a_request_the_model_refuses_alone_is_a_bad_request() -> None:
+    """The batch fails, each request reruns alone: the one whose data makes a node fail gets a
+    400 naming the model and its message; an out-of-memory failure alone stays a 500; the good
+    requests of the same batch succeed."""
+    clock = FakeClock()
+    b = _batcher(OrtLikeRunner(), clock)
+    b.start()
+    good, refused, oom, good2 = (b.submit(_x([v, 1]), 1) for v in (1, -2, -3, 3))
+    await clock.advance(0.011)
+    np.testing.assert_array_equal(good.result()["y"], [[2, 2]])
+    np.testing.assert_array_equal(good2.result()["y"], [[6, 2]])
+    with pytest.raises(ModelInputError) as info:
+        refused.result()
+    assert info.value.status == 400
+    assert info.value.message.startswith("model 'm' version 1 failed on this input: ")
+    assert "Gather node" in info.value.message
+    with pytest.raises(ModelExecutionError, match="Failed to allocate memory"):
+        oom.result()
+    # A request alone in its batch is judged the same way.
+    alone = b.submit(_x([-2, 1]), 1)
+    await clock.advance(0.011)
+    with pytest.raises(ModelInputError):
+        alone.result()
     await b.close()
 
 

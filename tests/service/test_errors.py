@@ -190,8 +190,11 @@ def test_model_failure_fails_only_its_request(server: ServerProcess) -> None:
     with ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(call, [0, 1, 9, 2, 3, 0, 1, 2]))
     statuses = [r.status_code for r in responses]
-    assert statuses == [200, 200, 500, 200, 200, 200, 200, 200]
-    assert "failed to run this request" in responses[2].json()["error"]
+    # ONNX Runtime refused that request's data when it ran alone: the input is at fault.
+    assert statuses == [200, 200, 400, 200, 200, 200, 200, 200]
+    message = responses[2].json()["error"]
+    assert "model 'faulty' version 1 failed on this input" in message
+    assert "GatherElements" in message
     assert [r.json()["outputs"][0]["data"] for r in responses if r.status_code == 200] == [
         [10], [11], [12], [13], [10], [11], [12],
     ]  # fmt: skip
