@@ -70,6 +70,10 @@ class ServedVersion:
     metrics: VersionMetrics
 
 
+class StoreRootMissingError(OSError):
+    """The local store's root directory, seen before, is gone."""
+
+
 def desired_versions(
     policy: VersionPolicy, versions: list[int], aliases: dict[str, int]
 ) -> list[int]:
@@ -99,6 +103,7 @@ class ModelManager:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._local_root_seen = False
         # Polling retries a FAILED version this long after its failure (a transient store or
         # download error heals by itself; a broken file fails again, visibly, at this pace).
         self._retry_failed_after = max(60.0, 10 * settings.poll_interval_s)
@@ -198,6 +203,15 @@ class ModelManager:
 
     async def _model_names(self) -> list[str]:
         names = await self._in_loader(self._store.list_models)
+        # A local store lists a missing root as empty; once the root has been seen, its going
+        # away (renamed, unmounted) is an outage like an unreachable S3, not "every model
+        # deleted": the poll counts and logs it as a failure and what is loaded keeps serving.
+        root = getattr(self._store.backend, "root", None)
+        if isinstance(root, Path):
+            if await self._in_loader(root.is_dir):
+                self._local_root_seen = True
+            elif self._local_root_seen:
+                raise StoreRootMissingError(f"store root {root} is missing")
         if self.settings.models:
             names = [n for n in names if n in self.settings.models]
         self._known.update(names)

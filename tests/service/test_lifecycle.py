@@ -226,6 +226,24 @@ def test_store_gone_while_polling_keeps_serving(tmp_path: Path) -> None:
         time.sleep(0.5)
         assert _infer(client, server.url, x)[0] == 1
         assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+        # An outage, not an empty store: counted and logged like an unreachable S3.
+        assert server.metrics()["inductive_store_poll_failures_total"] >= 1
+        assert f"store root {store} is missing" in server.log()
         away.rename(store)  # back: polling picks up what was published meanwhile
         publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[2], name="v2"))
         _wait_for(lambda: _infer(client, server.url, x)[0] == 2)
+
+
+def test_a_model_deleted_from_the_store_keeps_serving(tmp_path: Path) -> None:
+    """The store is there but the model's directory is gone: not an outage, and the loaded
+    version keeps serving (unloading is an explicit decision, not a side effect of a listing)."""
+    import shutil
+
+    store = tmp_path / "store"
+    publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
+    env = {"INDUCTIVE_POLL_INTERVAL_S": "0.1"}
+    with running_server(store, tmp_path, env) as server, httpx.Client() as client:
+        shutil.rmtree(store / "add")
+        time.sleep(0.5)
+        assert _infer(client, server.url, np.ones((1, 4), np.float32))[0] == 1
+        assert server.metrics().get("inductive_store_poll_failures_total", 0) == 0
