@@ -15,6 +15,9 @@ The hot path pays a few attribute writes per request and a counter per body chun
 armed or cancelled per request; the sweep walks the open connections (at most the concurrency
 limit) a few times a second. A client cut off mid-request gets a JSON 408 when no response has
 started; the app then sees `http.disconnect` for its pending `receive()`.
+
+A client that disconnects while its request waits in a batcher's queue cancels that request's
+future (`PENDING_KEY` in the scope): the batcher skips it when it forms the next batch.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import logging
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.http.state import PENDING_KEY
 
 log = logging.getLogger("service.http")
 
@@ -75,6 +80,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.loop not in self._sweeping:
             self._sweeping.add(self.loop)
             self.loop.call_later(_SWEEP_S, _sweep, self.loop, self.connections)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The client is gone: a request of its still waiting in a batcher's queue is dropped
+        # from it (the future the app registered in its scope), nothing computes for nobody.
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            pending: asyncio.Future[Any] | None = cycle.scope.get(PENDING_KEY)  # type: ignore[assignment]
+            if pending is not None and not pending.done():
+                pending.cancel()
+        super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

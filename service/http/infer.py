@@ -27,7 +27,7 @@ from service.errors import (
 )
 from service.http.auth import check_token
 from service.http.routes.deps import parse_version
-from service.http.state import AppState
+from service.http.state import PENDING_KEY, AppState
 from service.logging import request_id
 from service.protocol import decode_request, encode_response
 from service.protocol.validate import validate_request
@@ -149,7 +149,15 @@ async def handle_infer(
             body, header_length, max_elements=state.settings.max_tensor_elements
         )
         samples = validate_request(request, served.signature)
-        results = await served.batcher.submit(request.inputs, samples, request.timeout_s)
+        pending = served.batcher.submit(request.inputs, samples, request.timeout_s)
+        scope[PENDING_KEY] = pending  # cancelled by the protocol if the client disconnects
+        try:
+            results = await pending
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not pending.cancelled() or (task is not None and task.cancelling()):
+                raise
+            raise _ClientGoneError from None  # dropped from the queue, nobody to answer
         payload, json_length = encode_response(
             request,
             results,
