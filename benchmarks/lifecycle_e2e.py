@@ -480,7 +480,11 @@ def markdown(results: Sequence[dict[str, Any]], command: str) -> str:
         "moved) to the first answer computed by the version it should bring; a negative value "
         "would mean the server was faster than our store watcher (it polls every 20 ms). The "
         f"server polls every {POLL_INTERVAL_S} s. Held: the published version was not "
-        "served for that long after its publish (the stable alias still named v1).",
+        "served for that long after its publish (the stable alias still named v1). Requests "
+        "count in the phase in which they were sent; under CPU contention a request sent just "
+        "before a phase began may be read by the server after the switch and answered by the "
+        "version that phase brought. The clients check every answer: HTTP 200, `model_version`, "
+        "ten logits.",
         "",
     ]
     return "\n".join(lines)
