@@ -7,7 +7,8 @@ For each store kind (a local directory; S3 on a SeaweedFS this script starts its
 
 1. `python -m training train --arch cnn --dataset mnist --publish STORE` trains and publishes v1;
    a second artifact (other seed, more epochs) is trained up front without publishing.
-2. The model's config.json gets a `stable`-alias version policy; `model_store promote cnn 1`.
+2. The model's config.json gets a `stable`-alias version policy (`ModelStore.set_config`: the
+   CLI writes a config only with `add --config`) and the store's `promote` points stable at v1.
 3. `python -m service` starts in poll mode and serves v1, under a steady client load (a thread
    running an asyncio pool of HTTP clients at `--rps`) that records every request.
 4. `model_store add` publishes v2: it is held back (stable is still v1); `model_store promote`
