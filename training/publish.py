@@ -99,17 +99,27 @@ def build_manifest(name: str, run: Run) -> Manifest:
     )
 
 
-def build_config(run: Run, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> ModelConfig:
-    """The model's serving config: batching, ragged `x` for sequence models, class labels."""
+def build_config(
+    run: Run, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, existing: ModelConfig | None = None
+) -> ModelConfig:
+    """The model's serving config: batching, ragged `x` for sequence models, class labels.
+
+    For a model already in the store, `existing` is its current config: a retrain then updates
+    only what the run knows (ragged inputs, labels) and keeps what the operator chose — above
+    all the version policy, so a retrain under a `stable` alias does not bypass the release gate.
+    """
     ragged: tuple[RaggedInput, ...] = ()
     if run.dataset.kind == "sequence":
         ragged = (
             RaggedInput(input="x", axis=1, pad_value=SEQUENCE_PAD_VALUE, lengths_input="lengths"),
         )
+    labels = {OUTPUT_NAME: run.dataset.labels}
+    if existing is not None:
+        return existing.model_copy(update={"ragged_inputs": ragged, "labels": labels})
     return ModelConfig(
         batching=BatchingConfig(max_batch_size=max_batch_size),
         ragged_inputs=ragged,
-        labels={OUTPUT_NAME: run.dataset.labels},
+        labels=labels,
     )
 
 
@@ -147,8 +157,9 @@ def publish_run(
     if isinstance(store, str | Path):
         store = open_store(store)
     write_card(name, run)
+    existing = store.config(name) if name in store.list_models() else None
     version: int = store.publish(
-        name, run.files(), build_manifest(name, run), build_config(run, max_batch_size)
+        name, run.files(), build_manifest(name, run), build_config(run, max_batch_size, existing)
     )
     log.info("published %s version %d", name, version)
     return version

@@ -30,12 +30,6 @@ def _tiny_images(path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `python -m training train --publish STORE` rewrites <model>/config.json with "
-    "training.publish.build_config() (version_policy latest), so a model served under a "
-    "stable-alias policy switches to the unpromoted retrained version",
-)
 def test_a_retrain_publish_keeps_the_stable_policy(tmp_path: Path) -> None:
     store = open_store(tmp_path / "store")
     # v1 under the operator's release gate: stable → v1.
