@@ -29,7 +29,7 @@ from model_store.schema import (
     VersionPolicy,
     validate_model_name,
 )
-from model_store.store import ModelStore
+from model_store.store import ModelStore, version_config
 from model_store.uri import open_store
 
 __all__ = [
@@ -58,4 +58,5 @@ __all__ = [
     "onnx_signature",
     "open_store",
     "validate_model_name",
+    "version_config",
 ]

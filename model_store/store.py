@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +30,21 @@ from model_store.onnx_files import external_locations, load_graph, location_key
 from model_store.schema import Aliases, FileEntry, Manifest, ModelConfig, validate_model_name
 
 log = logging.getLogger(__name__)
+
+# The serving config a version was published with, inside the version directory.
+VERSION_CONFIG_FILE = "config.json"
+
+
+def version_config(directory: Path, manifest: Manifest) -> ModelConfig | None:
+    """The config published inside a materialized (verified) version, or None if it has none."""
+    if VERSION_CONFIG_FILE not in {entry.path for entry in manifest.files}:
+        return None
+    try:
+        return ModelConfig.model_validate_json((directory / VERSION_CONFIG_FILE).read_bytes())
+    except ValidationError as exc:
+        raise StoreError(
+            f"{manifest.name} v{manifest.version}: invalid config.json ({exc})"
+        ) from exc
 
 
 class ModelStore:
@@ -126,12 +142,27 @@ class ModelStore:
         """Publish `files` (key inside the version → local source) as a new version.
 
         Fills `manifest.files` (sha256, size) and `manifest.version`; returns the new version.
-        A config, when given, is written before the version appears, so that a server never
-        loads the version with a config meant for an older one.
+
+        A config, when given, travels inside the version (`config.json`, checksummed like every
+        file) and becomes the model's config only once the version is complete. A server loads
+        a version with the config published beside it, and applies a changed version policy
+        only when the version it was published with exists: written first, a policy switch
+        from `stable` to `latest` would let a server serve a held-back older version while the
+        new one uploads.
         """
         validate_model_name(name)
         if manifest.name != name:
             raise StoreError(f"manifest names model {manifest.name!r}, publishing {name!r}")
+        if config is None:
+            return self._publish(name, files, manifest)
+        with tempfile.TemporaryDirectory(prefix="inductive-config-") as scratch:
+            snapshot = Path(scratch) / VERSION_CONFIG_FILE
+            snapshot.write_bytes(config.model_dump_json(indent=2).encode())
+            version = self._publish(name, {**files, VERSION_CONFIG_FILE: snapshot}, manifest)
+        self.set_config(name, config)
+        return version
+
+    def _publish(self, name: str, files: Mapping[str, Path], manifest: Manifest) -> int:
         sources = {validate_file_key(key): Path(src) for key, src in files.items()}
         self._check_sources(sources, manifest)
         entries = []
@@ -144,8 +175,6 @@ class ModelStore:
             )
         except ValidationError as exc:
             raise StoreError(f"{name}: invalid manifest ({exc})") from exc
-        if config is not None:
-            self.set_config(name, config)
         return self.backend.publish(name, sources, complete)
 
     @staticmethod

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from model_store import ModelNotFoundError, open_store
+from model_store import ModelNotFoundError, open_store, version_config
 from model_store.schema import (
     InvalidModelNameError,
     Manifest,
@@ -324,8 +324,9 @@ class ModelManager:
         """Loader thread: sync + verify, open the session, warm up at max batch and batch 1."""
         assert self._choice is not None
         manifest = self._store.manifest(name, version)
-        config = self._store.config(name)
         directory = Path(self._store.materialize(name, version, self.settings.cache_dir))
+        # The config published with the version; versions from before that use the model's.
+        config = version_config(directory, manifest) or self._store.config(name)
         model = load_model(directory, manifest, self.settings, self._choice)
         sig = self._signature(manifest, config)
         layout = Layout(sig, config.ragged_inputs)

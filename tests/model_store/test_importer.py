@@ -63,7 +63,8 @@ def test_add_a_self_contained_model(store: ModelStore, model_file: Path) -> None
     version = add_onnx(store, "imported", model_file, labels=["a", "b", "c"], dataset="toy")
     assert version == 1
     manifest = store.manifest("imported", 1)
-    assert [f.path for f in manifest.files] == ["model.onnx"]
+    # The labels make a config, which travels inside the version beside the model.
+    assert [f.path for f in manifest.files] == ["config.json", "model.onnx"]
     assert manifest.inputs[0].shape == (-1, 4)
     assert manifest.producer.package == "unit-test"
     assert manifest.producer.package_version == "9.9"

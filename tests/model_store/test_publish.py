@@ -19,6 +19,7 @@ from model_store import (
     StoreError,
     UnsafeModelError,
     open_store,
+    version_config,
 )
 from model_store.hashing import sha256_file
 from tests.model_store.helpers import manifest_for, write_escaping_model
@@ -64,8 +65,18 @@ def test_config_is_written_with_the_version_and_defaults_otherwise(
 ) -> None:
     assert store.config("m") == ModelConfig()
     config = ModelConfig(labels={"logits": ("a", "b", "c")})
-    store.publish("m", {"model.onnx": model_file}, manifest_for("m"), config=config)
+    version = store.publish("m", {"model.onnx": model_file}, manifest_for("m"), config=config)
     assert store.config("m") == config
+    # The version carries the config it was published with, checksummed like its other files,
+    # and keeps it when the model's config moves on.
+    directory = store.materialize("m", version, store.uri)
+    assert version_config(directory, store.manifest("m", version)) == config
+    store.set_config("m", ModelConfig())
+    assert version_config(directory, store.manifest("m", version)) == config
+    plain = store.publish("m", {"model.onnx": model_file}, manifest_for("m"))
+    assert (
+        version_config(store.materialize("m", plain, store.uri), store.manifest("m", plain)) is None
+    )
 
 
 @pytest.mark.parametrize(
