@@ -43,11 +43,11 @@ class Case:
     model_config: dict[str, Any] = field(default_factory=dict)
 
 
-SEQ = TrainConfig(epochs=60, patience=15, lr=2e-3)
-JV = TrainConfig(epochs=100, patience=25, batch_size=32, lr=3e-3)
+SEQ = TrainConfig(epochs=30, patience=10, lr=2e-3)
+JV = TrainConfig(epochs=60, patience=20, batch_size=32, lr=3e-3)
 # Augmented images keep improving until the one-cycle schedule has decayed: patience covers
 # the whole run and the best validation epoch is kept.
-IMG = TrainConfig(epochs=25, patience=25, lr=2e-3, augment=random_affine)
+IMG = TrainConfig(epochs=15, patience=15, lr=2e-3, augment=random_affine)
 
 CASES = (
     Case("mnist1d", "cnn1d", SEQ),
