@@ -149,6 +149,8 @@ def test_local_store_gone_keeps_serving_and_polling_recovers(
         away = add_store.with_name("store-away")
         add_store.rename(away)
         _keeps_serving(server, 1.5)
+        failures = server.metrics()["inductive_store_poll_failures_total"]
+        assert failures >= 1, "the vanished store was not noticed by the poller"
         away.rename(add_store)
         publish(add_store, "add", _v2_model(tmp_path))
         _eventually(lambda: _served_versions(server, "add") == ["2"], 20, "v2 served")
