@@ -79,5 +79,10 @@ def choose_providers(settings: Settings) -> ProviderChoice:
     else:
         choice = ProviderChoice("cpu", ["CPUExecutionProvider"], on_gpu=False)
     where = f"GPU {settings.cuda_device_id}" if choice.on_gpu else "CPU"
-    log.info("ONNX Runtime %s serves on %s with %s", ort.__version__, where, choice.name)
+    why = "" if choice.on_gpu or wanted == "cpu" else ", no usable CUDA device"
+    providers = ", ".join(p if isinstance(p, str) else p[0] for p in choice.providers)
+    log.info(
+        "ONNX Runtime %s serves on %s: %s (INDUCTIVE_PROVIDERS=%s%s)",
+        ort.__version__, where, providers, wanted, why,
+    )  # fmt: skip
     return choice
