@@ -130,7 +130,7 @@ def main() -> None:
     header = (
         f"# Profile: `{args.model}`, {args.protocol}, c={args.concurrency}, batching "
         f"{'on' if args.batching else 'off'}\n\n"
-        f"Under load: {result.throughput:,.0f} req/s, p50 {result.latency_ms['p50']:.2f} ms, "
+        f"Under wrk load: {result.throughput:,.0f} req/s, p50 {result.latency_ms['p50']:.2f} ms, "
         f"p99 {result.latency_ms['p99']:.2f} ms, {result.errors} errors. Profile: "
         f"`{profile_path.name}` (speedscope). Command: `python -m benchmarks.profile "
         f"{' '.join(sys.argv[1:])}`\n\n"
