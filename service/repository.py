@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from model_store import ModelNotFoundError, open_store, version_config
+from model_store import ModelNotFoundError, StoreUnavailableError, open_store, version_config
 from model_store.schema import (
     InvalidModelNameError,
     Manifest,
@@ -306,6 +306,14 @@ class ModelManager:
         started = time.perf_counter()
         try:
             manifest, config, model = await self._in_loader(lambda: self._open(name, version))
+        except StoreUnavailableError as exc:
+            # The store went away mid-load: nothing is wrong with the version, so it is not
+            # FAILED (which polling retries only slowly) but UNAVAILABLE, retried next poll.
+            reason = f"{type(exc).__name__}: {exc}"
+            self._set_status(name, version, State.UNAVAILABLE, reason)
+            self.metrics.store_poll_failures.inc()
+            log.warning("model %s v%d could not be fetched, will retry: %s", name, version, reason)
+            raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self._set_status(name, version, State.FAILED, reason)

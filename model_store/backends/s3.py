@@ -77,8 +77,14 @@ def _status(exc: Exception) -> int:
 
 class S3Backend(Backend):
     def __init__(self, client: S3Client, bucket: str, prefix: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            HTTPClientError,
+            IncompleteReadError,
+        )
         from botocore.exceptions import ConnectionError as BotoConnectionError
+        from urllib3.exceptions import ProtocolError
 
         self.client = client
         self.bucket = bucket
@@ -86,7 +92,14 @@ class S3Backend(Backend):
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._root = f"{self.prefix}/" if self.prefix else ""
         self._client_error = ClientError
-        self._unreachable = (BotoConnectionError, HTTPClientError)
+        # A store that goes away mid-download cuts the body short: an incomplete read or a
+        # protocol error is the store being unavailable, not a bad object.
+        self._unreachable = (
+            BotoConnectionError,
+            HTTPClientError,
+            IncompleteReadError,
+            ProtocolError,
+        )
         self._botocore_error = BotoCoreError
 
     @classmethod

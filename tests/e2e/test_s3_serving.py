@@ -159,13 +159,6 @@ def test_store_outage_under_load_keeps_serving_and_ready_and_polling_recovers(
     assert max(records, key=lambda r: r.start).version == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a version whose load meets a store outage (S3 stopped during its download) is "
-    "marked FAILED and poll mode never retries it (ModelManager.sync(retry_failed=False)), so "
-    "after the store returns the server serves the old version until restarted; the S3 backend "
-    "also reports the cut download as StoreError, not StoreUnavailableError",
-)
 def test_a_version_cut_off_by_an_outage_is_loaded_when_the_store_returns(
     s3_store: ModelStore, seaweed: SeaweedS3, tmp_path: Path
 ) -> None:
