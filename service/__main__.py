@@ -96,16 +96,20 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def _http_protocol(settings: Settings) -> str | type[asyncio.Protocol]:
-    """httptools with the slow-client guard (service/http/guard.py); h11 (without) otherwise."""
+def _http_protocol(settings: Settings, gateway: Gateway) -> str | type[asyncio.Protocol]:
+    """httptools with the slow-client guard (service/http/guard.py) and inference answered at
+    the connection (service/http/fastpath.py); h11 (with neither) otherwise."""
     if not importlib.util.find_spec("httptools"):
         log.warning("httptools is not installed: h11 without header and body-rate deadlines")
         return "h11"
-    from service.http.guard import GuardedHttpToolsProtocol
+    from service.http.fastpath import FastInferProtocol
 
     header_timeout = settings.header_timeout_s or settings.timeout_keep_alive_s
-    return GuardedHttpToolsProtocol.configured(
-        header_timeout, settings.body_min_rate, settings.body_timeout_s + header_timeout
+    return FastInferProtocol.configured(
+        header_timeout,
+        settings.body_min_rate,
+        settings.body_timeout_s,
+        state=gateway.state,
     )
 
 
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http=_http_protocol(settings),
+        http=_http_protocol(settings, gateway),
         lifespan="on",
         access_log=False,  # one line per request would cost more than a batched inference
         # Neither is needed on the hot path: no proxy rewriting of client addresses (the access

@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("success", "bad_request", "unavailable", "timeout", "error")
 MODEL_STATES = ("LOADING", "READY", "UNLOADING", "UNAVAILABLE", "FAILED")
-REJECT_REASONS = ("not_found", "unauthorized", "forbidden", "too_large", "not_ready", "bad_request")
+REJECT_REASONS = (
+    "not_found", "unauthorized", "forbidden", "too_large", "not_ready", "bad_request",
+    "overloaded",  # past the connection limit
+)  # fmt: skip
 
 # Latency buckets from 100 µs to 10 s: the cnn model computes a sample in ≈ 0.3 ms batched.
 _LATENCY_BUCKETS = (

@@ -62,13 +62,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     @classmethod
     def configured(
-        cls, header_timeout_s: float, min_rate: int, body_cap_s: float
+        cls, header_timeout_s: float, min_rate: int, body_cap_s: float, **attributes: Any
     ) -> type[GuardedHttpToolsProtocol]:
-        return type(
-            cls.__name__,
-            (cls,),
-            {"header_timeout_s": header_timeout_s, "min_rate": min_rate, "body_cap_s": body_cap_s},
+        """A subclass with these deadlines (and any further class attributes a subclass has)."""
+        attributes.update(
+            header_timeout_s=header_timeout_s, min_rate=min_rate, body_cap_s=body_cap_s
         )
+        return type(cls.__name__, (cls,), attributes)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -97,11 +97,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._in_flight += 1
-        self._idle_since = None
-        self._begun = False
-        self._body_since = self.loop.time()
-        self._body_bytes = 0
+        self._headers_arrived()
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
@@ -117,6 +113,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_flight <= 0:
             self._in_flight = 0
             self._idle_since = self.loop.time()
+
+    def _headers_arrived(self) -> None:
+        """The header deadline is met; the body's starts (subclasses answering a request
+        themselves call this in place of `on_headers_complete`)."""
+        self._in_flight += 1
+        self._idle_since = None
+        self._begun = False
+        self._body_since = self.loop.time()
+        self._body_bytes = 0
 
     def overdue(self, now: float) -> str | None:
         """Why this connection is past a deadline, or None."""

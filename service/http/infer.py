@@ -1,11 +1,15 @@
-"""The inference hot path as a raw ASGI handler, in front of FastAPI.
+"""One inference request, from its headers to its answer, with the transport left to the caller.
 
-Why not a FastAPI route: on one core a FastAPI route served ≈ 6,950 req/s against ≈ 26,400 req/s
-for a raw ASGI app (NOTES.md, 3 KB binary POST echo) — about 100 µs more per request, a third of
-the whole batched compute of one `cnn` sample (≈ 280 µs). Issue 7 asks for ≥ 0.8 × raw ONNX
-Runtime throughput, so `POST /v2/models/{m}[/versions/{v}]/infer` is handled here: read the body
-(413 before buffering anything above the limit), decode, validate, queue on the version's
-batcher, encode. Every other route goes to FastAPI.
+`POST /v2/models/{m}[/versions/{v}]/infer` is the one route whose cost matters, so it never goes
+through FastAPI (≈ 100 µs more per request than raw ASGI on one core, NOTES.md). `InferCall`
+holds everything the request needs and does no I/O: `admit` checks what the headers decide
+(readiness, credentials, version, declared size) before any body byte is buffered, `submit`
+decodes, validates and queues the body on the version's batcher, and `answer` / `refuse` turn
+the outcome into a status, headers and a body, counting it in the metrics.
+
+Two front ends drive it: the connection-level fast path (`fastpath.py`, the one serving under
+uvicorn with httptools: no ASGI scope, no task per request) and `handle_infer` below, the same
+request as a raw ASGI handler for every other server (h11, in-process ASGI clients).
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from service.errors import (
     BadRequestError,
@@ -29,12 +36,15 @@ from service.http.auth import check_token
 from service.http.routes.deps import parse_version
 from service.http.state import PENDING_KEY, AppState
 from service.logging import request_id
-from service.protocol import decode_request, encode_response
+from service.protocol import InferRequest, decode_request, encode_response
 from service.protocol.validate import validate_request
+from service.repository import ServedVersion
 
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
+Headers = list[tuple[bytes, bytes]]
+Results = dict[str, np.ndarray]
 _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
 _REJECT_REASONS = {
@@ -42,10 +52,12 @@ _REJECT_REASONS = {
     408: "bad_request", 413: "too_large", 503: "not_ready",
 }  # fmt: skip
 _OUTCOMES = {400: "bad_request", 503: "unavailable"}
+_JSON = b"application/json"
+_BINARY = b"application/octet-stream"
 
 
-class _ClientGoneError(Exception):
-    """The client disconnected before its body was read: nothing to answer."""
+class ClientGoneError(Exception):
+    """The client disconnected before its answer: there is nobody to answer."""
 
 
 def parse_infer_path(path: str) -> tuple[str, str | None] | None:
@@ -60,17 +72,209 @@ def parse_infer_path(path: str) -> tuple[str, str | None] | None:
     return None
 
 
-async def _read_body(receive: Any, declared: int | None, limit: int) -> bytes:
-    if declared is not None and declared > limit:
-        raise PayloadTooLargeError(
-            f"request body of {declared} bytes is above the limit of {limit} bytes"
+class InferCall:
+    """One inference request in flight; counted in `state.inflight` until `close()`."""
+
+    __slots__ = (
+        "_header_error",
+        "_open",
+        "authorization",
+        "declared",
+        "header_length",
+        "name",
+        "request",
+        "rid",
+        "served",
+        "started",
+        "state",
+        "version_text",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        state: AppState,
+        name: str,
+        version_text: str | None,
+        headers: Iterable[tuple[bytes, bytes]],
+    ) -> None:
+        self.state = state
+        self.name = name
+        self.version_text = version_text
+        self.started = time.perf_counter()
+        self.declared: int | None = None
+        self.header_length: int | None = None
+        self.authorization: str | None = None
+        self.rid: str | None = None
+        self.served: ServedVersion | None = None
+        self.request: InferRequest | None = None
+        self._header_error: str | None = None
+        try:
+            for key, value in headers:
+                if key == b"content-length":
+                    self.declared = int(value)
+                elif key == b"inference-header-content-length":
+                    self.header_length = int(value)
+                elif key == b"authorization":
+                    self.authorization = value.decode("latin-1")
+                elif key == b"x-request-id":
+                    self.rid = value.decode("latin-1")[:128]
+        except ValueError:
+            self._header_error = "Content-Length headers must be integers"
+        state.inflight += 1
+        self._open = True
+
+    def close(self) -> None:
+        """The request is answered or abandoned; idempotent."""
+        if self._open:
+            self._open = False
+            self.state.inflight -= 1
+
+    def admit(self) -> None:
+        """Everything the headers decide, before any body byte is buffered: raises the
+        ServiceError the client gets (not ready, bad credentials, bad version, body too big)."""
+        if self._header_error is not None:
+            raise BadRequestError(self._header_error)
+        manager = self.state.manager
+        if not manager.ready:
+            raise UnavailableError(
+                "server is shutting down" if manager.draining else "server is not ready yet"
+            )
+        settings = self.state.settings
+        if settings.api_keys:
+            check_token(self.authorization, settings.api_keys, "inference")
+        parse_version(self.version_text)
+        limit = settings.max_body_bytes
+        if self.declared is not None and self.declared > limit:
+            raise PayloadTooLargeError(
+                f"request body of {self.declared} bytes is above the limit of {limit} bytes"
+            )
+
+    def submit(self, body: bytes) -> asyncio.Future[Results]:
+        """Decodes, validates and queues the request; the future resolves with its outputs."""
+        # From the lookup to `submit` nothing awaits, so a version being replaced cannot close
+        # its queue in between: the request lands in the old queue (which drains) or the new.
+        served = self.served = self.state.manager.lookup(
+            self.name, parse_version(self.version_text)
         )
+        served.batcher.check_capacity()  # before decoding: refusing under overload is cheap
+        request = self.request = decode_request(
+            body, self.header_length, max_elements=self.state.settings.max_tensor_elements
+        )
+        samples = validate_request(request, served.signature)
+        return served.batcher.submit(request.inputs, samples, request.timeout_s)
+
+    def answer(self, results: Results) -> tuple[int, Headers, bytes]:
+        served, request = self.served, self.request
+        assert served is not None
+        assert request is not None
+        payload, json_length = encode_response(
+            request,
+            results,
+            model_name=served.name,
+            model_version=served.version,
+            labels=served.signature.labels,
+        )
+        headers = [
+            (b"content-type", _JSON if json_length is None else _BINARY),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        if json_length is not None:
+            headers.append((b"inference-header-content-length", str(json_length).encode()))
+        self._finish_headers(headers)
+        served.metrics.outcomes["success"].inc()
+        served.metrics.request_seconds.observe(time.perf_counter() - self.started)
+        return 200, headers, payload
+
+    def refuse(self, exc: BaseException) -> tuple[int, Headers, bytes]:
+        """The error response for `exc`, counted, and logged when it is a fault of ours or the
+        model's own words about the client's input."""
+        served = self.served
+        if not isinstance(exc, ServiceError):
+            self._log(logging.ERROR, "inference on %s failed with an internal error", exc=exc)
+            if served is not None:
+                served.metrics.outcomes["error"].inc()
+            exc = ServiceError("internal server error")
+        else:
+            if served is not None:
+                outcome = "timeout" if isinstance(exc, RequestTimeoutError) else None
+                served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
+            else:
+                reason = _REJECT_REASONS.get(exc.status, "bad_request")
+                self.state.metrics.rejected.labels(reason).inc()
+            if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
+                self._log(logging.WARNING, "inference on %s failed: %s", exc.message)
+            elif isinstance(exc, ModelInputError):  # the client's fault, in the model's words
+                self._log(logging.INFO, "inference on %s refused by the model: %s", exc.message)
+        body = exc.body()
+        headers = [
+            (b"content-type", _JSON),
+            (b"content-length", str(len(body)).encode()),
+            *exc.headers,
+        ]
+        self._finish_headers(headers)
+        return exc.status, headers, body
+
+    def _finish_headers(self, headers: Headers) -> None:
+        if self.rid is not None:
+            headers.append((b"x-request-id", self.rid.encode("latin-1")))
+        if self.state.manager.draining:
+            headers.append((b"connection", b"close"))
+
+    def _log(
+        self, level: int, message: str, *args: object, exc: BaseException | None = None
+    ) -> None:
+        """Faults are logged with a request id, the client's or a fresh one echoed in the reply;
+        set only around the log call, since the fast path has no task of its own to scope it."""
+        if self.rid is None:
+            self.rid = uuid.uuid4().hex
+        token = request_id.set(self.rid)
+        try:
+            log.log(level, message, self.name[:80], *args, exc_info=exc)
+        finally:
+            request_id.reset(token)
+
+
+# --- the same request as a raw ASGI handler ----------------------------------------------
+
+
+async def handle_infer(
+    state: AppState, name: str, version_text: str | None, scope: Scope, receive: Any, send: Any
+) -> None:
+    call = InferCall(state, name, version_text, scope["headers"])
+    try:
+        try:
+            call.admit()
+            settings = state.settings
+            body = await _read_body_in_time(
+                receive, settings.max_body_bytes, settings.body_timeout_s
+            )
+            pending = call.submit(body)
+            scope[PENDING_KEY] = pending  # cancelled by the protocol if the client disconnects
+            try:
+                results = await pending
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                raise ClientGoneError from None  # dropped from the queue, nobody to answer
+            status, headers, payload = call.answer(results)
+        except ClientGoneError:
+            return
+        except Exception as exc:
+            status, headers, payload = call.refuse(exc)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+    finally:
+        call.close()
+
+
+async def _read_body(receive: Any, limit: int) -> bytes:
     chunks = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _ClientGoneError
+            raise ClientGoneError
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -80,9 +284,7 @@ async def _read_body(receive: Any, declared: int | None, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _read_body_in_time(
-    receive: Any, declared: int | None, limit: int, timeout: float
-) -> bytes:
+async def _read_body_in_time(receive: Any, limit: int, timeout: float) -> bytes:
     """Slow-client guard: the whole body must arrive within `timeout`, or 408. A timer handle
     that cancels this task costs ~1 µs, far less than `asyncio.wait_for` (a task per call)."""
     task = asyncio.current_task()
@@ -96,7 +298,7 @@ async def _read_body_in_time(
 
     timer = asyncio.get_running_loop().call_later(timeout, expire)
     try:
-        return await _read_body(receive, declared, limit)
+        return await _read_body(receive, limit)
     except asyncio.CancelledError:
         if not expired:
             raise
@@ -104,127 +306,3 @@ async def _read_body_in_time(
         raise RequestBodyTimeoutError(f"request body not received within {timeout:g} s") from None
     finally:
         timer.cancel()
-
-
-async def handle_infer(
-    state: AppState, name: str, version_text: str | None, scope: Scope, receive: Any, send: Any
-) -> None:
-    started = time.perf_counter()
-    declared = header_length = authorization = rid = None
-    try:
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                declared = int(value)
-            elif key == b"inference-header-content-length":
-                header_length = int(value)
-            elif key == b"authorization":
-                authorization = value.decode("latin-1")
-            elif key == b"x-request-id":
-                rid = value.decode("latin-1")[:128]
-    except ValueError:
-        await _send_error(send, BadRequestError("Content-Length headers must be integers"), None)
-        return
-    if rid is not None:
-        request_id.set(rid)
-    manager = state.manager
-    served = None
-    state.inflight += 1
-    try:
-        if not manager.ready:
-            raise UnavailableError(
-                "server is shutting down" if manager.draining else "server is not ready yet"
-            )
-        if state.settings.api_keys:
-            check_token(authorization, state.settings.api_keys, "inference")
-        version = parse_version(version_text)
-        settings = state.settings
-        body = await _read_body_in_time(
-            receive, declared, settings.max_body_bytes, settings.body_timeout_s
-        )
-        # From the lookup to `submit` nothing awaits, so a version being replaced cannot close
-        # its queue in between: the request lands in the old queue (which drains) or the new.
-        served = manager.lookup(name, version)
-        served.batcher.check_capacity()
-        request = decode_request(
-            body, header_length, max_elements=state.settings.max_tensor_elements
-        )
-        samples = validate_request(request, served.signature)
-        pending = served.batcher.submit(request.inputs, samples, request.timeout_s)
-        scope[PENDING_KEY] = pending  # cancelled by the protocol if the client disconnects
-        try:
-            results = await pending
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not pending.cancelled() or (task is not None and task.cancelling()):
-                raise
-            raise _ClientGoneError from None  # dropped from the queue, nobody to answer
-        payload, json_length = encode_response(
-            request,
-            results,
-            model_name=served.name,
-            model_version=served.version,
-            labels=served.signature.labels,
-        )
-        headers = [
-            (b"content-type", b"application/json" if json_length is None
-             else b"application/octet-stream"),
-            (b"content-length", str(len(payload)).encode()),
-        ]  # fmt: skip
-        if json_length is not None:
-            headers.append((b"inference-header-content-length", str(json_length).encode()))
-        if rid is not None:
-            headers.append((b"x-request-id", rid.encode("latin-1")))
-        if manager.draining:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-        served.metrics.outcomes["success"].inc()
-        served.metrics.request_seconds.observe(time.perf_counter() - started)
-    except _ClientGoneError:
-        return
-    except ServiceError as exc:
-        if served is not None:
-            outcome = "timeout" if isinstance(exc, RequestTimeoutError) else None
-            served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
-        else:
-            state.metrics.rejected.labels(_REJECT_REASONS.get(exc.status, "bad_request")).inc()
-        if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
-            rid = _ensure_request_id(rid)
-            log.warning("inference on %s failed: %s", name[:80], exc.message)
-        elif isinstance(exc, ModelInputError):  # the client's fault, but the model's own words
-            rid = _ensure_request_id(rid)
-            log.info("inference on %s refused by the model: %s", name[:80], exc.message)
-        await _send_error(send, exc, manager.draining, rid)
-    except Exception:
-        rid = _ensure_request_id(rid)
-        log.exception("inference on %s failed with an internal error", name[:80])
-        if served is not None:
-            served.metrics.outcomes["error"].inc()
-        await _send_error(send, ServiceError("internal server error"), manager.draining, rid)
-    finally:
-        state.inflight -= 1
-
-
-def _ensure_request_id(rid: str | None) -> str:
-    """Faults are logged with a request id, the client's or a fresh one, echoed in the reply."""
-    if rid is None:
-        rid = uuid.uuid4().hex
-        request_id.set(rid)
-    return rid
-
-
-async def _send_error(
-    send: Any, exc: ServiceError, closing: bool | None, rid: str | None = None
-) -> None:
-    body = exc.body()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *exc.headers,
-    ]
-    if rid is not None:
-        headers.append((b"x-request-id", rid.encode("latin-1")))
-    if closing:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

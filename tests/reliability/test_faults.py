@@ -268,16 +268,11 @@ def test_a_slow_client_is_cut_off_after_the_server_timeout(tmp_path: Path, add_s
                 sock.close()
 
 
-UVICORN_LIMIT_CONCURRENCY = 4096  # service/__main__.py
+# service/__main__.py; past it the fast path (service/http/fastpath.py) refuses every request
+# with the JSON 503 of any other refusal, where uvicorn would answer a plain-text one.
+UVICORN_LIMIT_CONCURRENCY = 4096
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: past uvicorn's limit_concurrency (4096 open connections, idle ones included) "
-    "every new request gets uvicorn's own 503 with the plain-text body 'Service Unavailable' "
-    "and no Retry-After, not {'error': ...}; 4096 silent sockets from one client lock everybody "
-    "out until the header deadline (the keep-alive timeout) closes them",
-)
 def test_a_connection_flood_is_refused_with_a_json_503(tmp_path: Path, add_store: Path) -> None:
     wanted = UVICORN_LIMIT_CONCURRENCY + 64
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

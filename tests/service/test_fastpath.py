@@ -1,0 +1,197 @@
+"""The inference fast path (service/http/fastpath.py) speaks HTTP/1.1 the way uvicorn does:
+pipelining, keep-alive and its absence, `Expect: 100-continue`, early refusals, limits.
+
+Raw sockets, because the cases are about the bytes on the connection, which clients hide."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import numpy as np
+import orjson
+import pytest
+
+from tests.service.helpers import ServerProcess
+
+ONES = np.ones((1, 4), np.float32)
+
+
+def _body(x: np.ndarray, model_input: str = "x") -> bytes:
+    return orjson.dumps({"inputs": [
+        {"name": n, "shape": [1, 4], "datatype": "FP32", "data": a.ravel().tolist()}
+        for n, a in ((model_input, x), ("y", ONES))
+    ]})  # fmt: skip
+
+
+def _request(body: bytes, path: str = "/v2/models/add/infer", extra: bytes = b"") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n".encode()
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+class Reader:
+    """Reads HTTP/1.1 responses (with Content-Length) off a socket, one at a time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def response(self) -> tuple[int, dict[str, str], bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            assert self._fill(), f"connection closed; got {self.buffer!r}"
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+        length = int(headers.get("content-length", "0"))
+        while len(self.buffer) < length:
+            assert self._fill(), "connection closed mid-body"
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(status_line.split()[1]), headers, body
+
+    def closed(self) -> bool:
+        """True when the server closed the connection (EOF with nothing more buffered)."""
+        return not self.buffer and not self._fill()
+
+
+@pytest.fixture
+def conn(server: ServerProcess) -> Iterator[socket.socket]:
+    parts = urlsplit(server.url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    yield sock
+    sock.close()
+
+
+def _sum(body: bytes) -> list[float]:
+    outputs = {o["name"]: o for o in orjson.loads(body)["outputs"]}
+    return [float(v) for v in outputs["sum"]["data"]]
+
+
+def test_pipelined_requests_are_answered_in_order(conn: socket.socket) -> None:
+    requests = [
+        _request(_body(np.full((1, 4), 1, np.float32))),
+        b"GET /v2/health/ready HTTP/1.1\r\nHost: t\r\n\r\n",
+        _request(_body(np.full((1, 4), 2, np.float32))),
+        _request(b"{}", path="/v2/models/nope/infer"),
+        _request(_body(np.full((1, 4), 3, np.float32))),
+    ]
+    conn.sendall(b"".join(requests))  # one write: the server parses them back to back
+    reader = Reader(conn)
+    status, _, body = reader.response()
+    assert (status, _sum(body)) == (200, [2.0] * 4)
+    assert reader.response()[0] == 200  # readiness, from the ASGI app, in its place
+    status, _, body = reader.response()
+    assert (status, _sum(body)) == (200, [3.0] * 4)
+    status, _, body = reader.response()
+    assert status == 404
+    assert b"nope" in body
+    status, _, body = reader.response()
+    assert (status, _sum(body)) == (200, [4.0] * 4)
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(conn: socket.socket) -> None:
+    reader = Reader(conn)
+    for i in range(50):
+        conn.sendall(_request(_body(np.full((1, 4), i, np.float32))))
+        status, headers, body = reader.response()
+        assert status == 200
+        assert "connection" not in headers
+        assert _sum(body) == [i + 1.0] * 4
+
+
+def test_connection_close_and_http_1_0_close_after_the_answer(server: ServerProcess) -> None:
+    parts = urlsplit(server.url)
+    address = (parts.hostname or "", parts.port or 0)
+    for request in (
+        _request(_body(ONES), extra=b"Connection: close\r\n"),
+        _request(_body(ONES)).replace(b"HTTP/1.1", b"HTTP/1.0", 1),
+    ):
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(request)
+            reader = Reader(sock)
+            status, headers, body = reader.response()
+            assert status == 200
+            assert _sum(body) == [2.0] * 4
+            assert headers["connection"] == "close"
+            assert reader.closed()
+
+
+def test_expect_100_continue_gets_the_interim_response_first(conn: socket.socket) -> None:
+    body = _body(ONES)
+    head, _, _ = _request(body, extra=b"Expect: 100-continue\r\n").partition(b"\r\n\r\n")
+    conn.sendall(head + b"\r\n\r\n")
+    reader = Reader(conn)
+    status, _, _ = reader.response()
+    assert status == 100
+    conn.sendall(body)
+    status, _, answer = reader.response()
+    assert (status, _sum(answer)) == (200, [2.0] * 4)
+
+
+def test_a_refusal_before_the_body_leaves_the_connection_usable(conn: socket.socket) -> None:
+    """The unknown model is refused once the body is in; a bad version as soon as the headers
+    are: either way the connection serves the next request."""
+    reader = Reader(conn)
+    conn.sendall(_request(_body(ONES), path="/v2/models/add/versions/zero/infer"))
+    status, _, body = reader.response()
+    assert status == 400
+    assert b"version" in body
+    conn.sendall(_request(_body(ONES)))
+    assert reader.response()[0] == 200
+
+
+def test_a_declared_body_above_the_limit_is_refused_without_reading_it(
+    conn: socket.socket,
+) -> None:
+    limit = 1024 * 1024  # INDUCTIVE_MAX_BODY_BYTES of the session's server
+    conn.sendall(
+        b"POST /v2/models/add/infer HTTP/1.1\r\nHost: t\r\n"
+        + f"Content-Length: {limit + 1}\r\n\r\n".encode()
+    )
+    reader = Reader(conn)
+    status, headers, body = reader.response()
+    assert status == 413
+    assert str(limit) in orjson.loads(body)["error"]
+    assert headers["connection"] == "close"
+    assert reader.closed()
+
+
+def test_a_chunked_body_growing_past_the_limit_is_cut_off(conn: socket.socket) -> None:
+    conn.sendall(
+        b"POST /v2/models/add/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"x" * 65536
+    reader = Reader(conn)
+    try:
+        for _ in range(40):  # 2.5 MB against a 1 MB limit
+            conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answered and closed while we were still sending
+    status, _, body = reader.response()
+    assert status == 413
+    assert b"above the limit" in body
+
+
+def test_a_percent_encoded_path_is_served_through_the_asgi_route(conn: socket.socket) -> None:
+    conn.sendall(_request(_body(ONES), path="/v2/models/%61dd/infer"))
+    status, _, body = Reader(conn).response()
+    assert (status, _sum(body)) == (200, [2.0] * 4)
+
+
+def test_request_ids_are_echoed_by_the_fast_path(conn: socket.socket) -> None:
+    conn.sendall(_request(_body(ONES), extra=b"X-Request-Id: fast-7\r\n"))
+    status, headers, _ = Reader(conn).response()
+    assert status == 200
+    assert headers["x-request-id"] == "fast-7"
