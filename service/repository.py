@@ -363,7 +363,14 @@ class ModelManager:
         )
         label = f"{manifest.name}:{manifest.version}"
         metrics = self.metrics.for_version(manifest.name, manifest.version)
-        batcher = Batcher(label, model.run, Layout(sig, config.ragged_inputs), policy, metrics)
+        batcher = Batcher(
+            label,
+            model.run,
+            Layout(sig, config.ragged_inputs),
+            policy,
+            metrics,
+            worker_nice=s.worker_nice,
+        )
         return ServedVersion(
             manifest.name, manifest.version, manifest, config, sig, model, batcher, metrics
         )

@@ -114,6 +114,14 @@ class Settings(BaseSettings):
         description="ONNX Runtime intra-op threads; 0 = cores available.",
     )
     inter_op_threads: int = Field(default=1, ge=1, description="ONNX Runtime inter-op threads.")
+    worker_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="Nice value added to the threads running batches (Linux), so that the "
+        "event loop answers and refuses requests at once while a batch computes on the same "
+        "cores; 0 = same priority.",
+    )
     graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
         default="all", description="ONNX Runtime graph optimisation level."
     )

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -195,3 +197,17 @@ def test_request_ids_are_echoed_by_the_fast_path(conn: socket.socket) -> None:
     status, headers, _ = Reader(conn).response()
     assert status == 200
     assert headers["x-request-id"] == "fast-7"
+
+
+def test_batches_compute_in_threads_of_lower_priority(server: ServerProcess) -> None:
+    """INDUCTIVE_WORKER_NICE (default 5): the worker threads of the batchers run niced, the
+    event loop (the main thread) does not."""
+    response = httpx.post(f"{server.url}/v2/models/add/infer", content=_body(ONES), timeout=10)
+    assert response.status_code == 200  # the worker thread starts with the first batch
+    pid = server.process.pid
+    nice = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        nice[int(task.name)] = int(fields[16])  # field 19 of stat, counted after the comm
+    assert nice[pid] == 0
+    assert 5 in nice.values(), nice
