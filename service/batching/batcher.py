@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -364,11 +365,45 @@ def _failed_alone(exc: Exception, label: str) -> Exception:
         and not any(marker in message.lower() for marker in _RESOURCE_MARKERS)
     ):
         name, _, version = label.rpartition(":")
-        detail = message.split(_ORT_NODE_FAILED, 1)[1].strip()
+        detail = _without_source_locations(message.split(_ORT_NODE_FAILED, 1)[1].strip())
         return ModelInputError(
             f"model '{name}' version {version} failed on this input: {_ORT_NODE_FAILED} {detail}"
         )
     return exc
+
+
+# An ONNX Runtime check prefixes its message with the C++ file, line and function signature:
+# "/onnxruntime_src/…/gather_elements.cc:150 void onnxruntime::core_impl(const Tensor*, …)
+# [with Tin = long int; …] GatherElements op: Out of range value in index tensor".
+_SOURCE_LOCATION = re.compile(r"(?:/[\w.+-]+)+\.(?:cc|cpp|cu|cuh|h|hpp):\d+ ")
+
+
+def _without_source_locations(message: str) -> str:
+    """The client gets the check's message, not the server build's paths and signatures."""
+    while (found := _SOURCE_LOCATION.search(message)) is not None:
+        message = message[: found.start()] + _after_signature(message[found.end() :])
+    return message
+
+
+def _after_signature(text: str) -> str:
+    """`text` past a leading C++ signature (up to its closing parenthesis, then an optional
+    `const` and `[with …]`); unchanged when it does not start with one."""
+    depth = 0
+    opened = False
+    for i, char in enumerate(text):
+        if char in "([":
+            depth += 1
+            opened = True
+        elif char in ")]":
+            depth -= 1
+        elif char == " " and depth == 0 and opened:
+            rest = text[i + 1 :].removeprefix("const ")
+            if rest.startswith("[with ") and "] " in rest:
+                rest = rest.split("] ", 1)[1]
+            return rest
+        elif char == ":" and depth == 0 and not opened and text[i + 1 : i + 2] == " ":
+            return text  # "GatherElements op: …": a message, not a signature
+    return text
 
 
 def _as_service_error(exc: BaseException, label: str) -> ServiceError:

@@ -13,6 +13,7 @@ import pytest
 from model_store.schema import RaggedInput, TensorSpec
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout
+from service.batching.batcher import _without_source_locations
 from service.errors import (
     ModelExecutionError,
     ModelInputError,
@@ -330,3 +331,16 @@ async def test_batching_off_runs_each_request_alone(runner: FakeRunner) -> None:
     assert [batch["x"].shape for batch in runner.batches] == [(2, 2)] * 3
     assert all(f.done() for f in futures)
     await b.close()
+
+
+def test_source_locations_are_cut_from_onnx_runtime_messages() -> None:
+    message = (
+        "Status Message: /onnxruntime_src/onnxruntime/core/providers/cpu/tensor/"
+        "gather_elements.cc:150 void onnxruntime::core_impl(const Tensor*, Tensor*, int64_t) "
+        "[with Tin = long int; int64_t = long int] GatherElements op: Out of range value"
+    )
+    assert _without_source_locations(message) == (
+        "Status Message: GatherElements op: Out of range value"
+    )
+    plain = "Status Message: indices out of bounds (3 >= 2)"
+    assert _without_source_locations(plain) == plain
