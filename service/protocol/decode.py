@@ -23,6 +23,12 @@ import orjson
 
 from service.errors import BadRequestError
 from service.protocol.datatypes import NUMPY_DTYPES
+from service.protocol.json_tensors import (
+    SCAN_FROM_BYTES,
+    cut_numeric_arrays,
+    slot_data,
+    slot_index,
+)
 
 # Request-level parameters the server interprets; the rest are echoed back in the response.
 _RESERVED_PARAMETERS = frozenset(
@@ -52,8 +58,11 @@ class InferRequest:
 def decode_request(body: bytes, header_length: int | None, *, max_elements: int) -> InferRequest:
     header: bytes | memoryview
     binary = memoryview(b"")
+    slots: list[memoryview] = []
     if header_length is None:
         header = body
+        if len(body) >= SCAN_FROM_BYTES and (cut := cut_numeric_arrays(body)) is not None:
+            header, slots = cut
     else:
         if header_length < 0 or header_length > len(body):
             raise BadRequestError(
@@ -72,6 +81,10 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
     raw_params = doc.get("parameters") or {}
     if not isinstance(raw_params, dict):
         raise BadRequestError("'parameters' must be an object")
+    if slots:  # a numeric "data" array among the parameters was cut out too: put it back
+        for key, value in raw_params.items():
+            if (slot := slot_index(value)) is not None:
+                raw_params[key] = orjson.loads(slots[slot])
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise BadRequestError("'inputs' must be a non-empty list of tensors")
@@ -97,7 +110,10 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
             offset += size
             array = _from_binary(name, datatype, shape, chunk)
         elif "data" in raw:
-            array = _from_json(name, datatype, shape, raw["data"])
+            data = raw["data"]
+            if slots and (slot := slot_index(data)) is not None:
+                data = slot_data(name, shape, slots[slot])
+            array = _from_json(name, datatype, shape, data)
         else:
             raise BadRequestError(f"input '{name}' has neither 'data' nor binary_data_size")
         inputs[name] = array

@@ -152,13 +152,6 @@ def test_a_bytes_header_claiming_many_elements_is_refused_before_allocation(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a JSON body is parsed whole into Python objects (≈ 15 × its size: a float "
-    "object and a list slot per 4-byte '0.5,') before any tensor limit is checked, so an 8 MB "
-    "body for a [1, 4] input costs ≈ 120 MB of peak memory, and the default 64 MB body limit "
-    "≈ 1 GB per request (service/protocol/decode.py decode_request: orjson.loads first)",
-)
 def test_a_json_body_costs_at_most_a_few_times_its_size(server: ServerProcess) -> None:
     values = 2_000_000  # "0.5," × 2 M: an 8 MB body, well under the 64 MB limit
     body = (b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":['
