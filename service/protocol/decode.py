@@ -25,7 +25,8 @@ from service.errors import BadRequestError
 from service.protocol.datatypes import NUMPY_DTYPES
 from service.protocol.json_tensors import (
     SCAN_FROM_BYTES,
-    cut_numeric_arrays,
+    Slot,
+    cut_data_arrays,
     slot_data,
     slot_index,
 )
@@ -58,10 +59,10 @@ class InferRequest:
 def decode_request(body: bytes, header_length: int | None, *, max_elements: int) -> InferRequest:
     header: bytes | memoryview
     binary = memoryview(b"")
-    slots: list[memoryview] = []
+    slots: list[Slot] = []
     if header_length is None:
         header = body
-        if len(body) >= SCAN_FROM_BYTES and (cut := cut_numeric_arrays(body)) is not None:
+        if len(body) >= SCAN_FROM_BYTES and (cut := cut_data_arrays(body)) is not None:
             header, slots = cut
     else:
         if header_length < 0 or header_length > len(body):
@@ -81,10 +82,10 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
     raw_params = doc.get("parameters") or {}
     if not isinstance(raw_params, dict):
         raise BadRequestError("'parameters' must be an object")
-    if slots:  # a numeric "data" array among the parameters was cut out too: put it back
+    if slots:  # a "data" array among the parameters was cut out too: put it back
         for key, value in raw_params.items():
             if (slot := slot_index(value)) is not None:
-                raw_params[key] = orjson.loads(slots[slot])
+                raw_params[key] = orjson.loads(slots[slot].text())
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise BadRequestError("'inputs' must be a non-empty list of tensors")
