@@ -53,16 +53,22 @@ def write_model(directory: Path, *, external: bool = False, name: str = "model.o
     return path
 
 
+def claim_external_data(tensor: TensorProto, location: str) -> None:
+    """Makes `tensor` claim that its bytes live in the external file `location`."""
+    length = len(tensor.raw_data) or 4 * len(tensor.float_data)
+    tensor.ClearField("raw_data")
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+
+
 def write_escaping_model(directory: Path, location: str) -> Path:
     """A model whose weight W claims to live at `location` (e.g. '../secret.bin')."""
     directory.mkdir(parents=True, exist_ok=True)
     model = linear_model()
-    weight = model.graph.initializer[0]
-    weight.ClearField("raw_data")
-    weight.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"), ("length", "48")):
-        entry = weight.external_data.add()
-        entry.key, entry.value = key, value
+    claim_external_data(model.graph.initializer[0], location)
     path = directory / "model.onnx"
     path.write_bytes(model.SerializeToString())
     return path

@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto
 
 from model_store import UnsafeModelError, add_onnx, open_store
+from tests.model_store.helpers import claim_external_data
 from tests.reliability.clients import add_body
 from tests.security.conftest import ADMIN_TOKEN, API_KEYS, bearer
 from tests.security.forge import forge_version
@@ -38,13 +38,7 @@ def _escaping_add_model(directory: Path, location: str) -> Path:
     """`add` whose offset constant claims to live in the external file `location`."""
     directory.mkdir(exist_ok=True)
     proto = onnx.load(str(models.add_model(directory)))
-    offset = next(t for t in proto.graph.initializer if t.name == "c")
-    offset.ClearField("raw_data")
-    offset.ClearField("float_data")
-    offset.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"), ("length", "4")):
-        entry = offset.external_data.add()
-        entry.key, entry.value = key, value
+    claim_external_data(next(t for t in proto.graph.initializer if t.name == "c"), location)
     path = directory / "escaping.onnx"
     path.write_bytes(proto.SerializeToString())
     return path
