@@ -20,6 +20,7 @@ uses, where uvicorn would answer a plain-text one.
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import partial
 from typing import Any, ClassVar
 
@@ -30,6 +31,8 @@ from service.errors import PayloadTooLargeError, ServiceError, UnavailableError
 from service.http.guard import GuardedHttpToolsProtocol
 from service.http.infer import Headers, InferCall, Results, parse_infer_path
 from service.http.state import PENDING_KEY, AppState
+
+log = logging.getLogger(__name__)
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -193,10 +196,15 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
             call.close()  # the client went away: nobody to answer
             return
         try:
-            status, headers, payload = call.answer(pending.result())
-        except Exception as error:
-            status, headers, payload = call.refuse(error)
-        self._respond(exchange, status, headers, payload)
+            try:
+                status, headers, payload = call.answer(pending.result())
+            except Exception as error:
+                status, headers, payload = call.refuse(error)
+            self._respond(exchange, status, headers, payload)
+        except Exception:  # a bug of ours: the loop would only log it, and the client would hang
+            log.exception("answering an inference request failed")
+            call.close()
+            self.transport.close()
 
     def _respond_error(self, error: ServiceError, close: bool) -> None:
         body = error.body()
