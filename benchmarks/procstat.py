@@ -21,6 +21,25 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def _stat_fields(path: Path) -> list[str] | None:
+    try:
+        stat = path.read_text()
+    except OSError:  # the process or thread ended meanwhile
+        return None
+    # The command name may contain spaces: fields start after its closing parenthesis.
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def thread_times(pid: int) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds of each thread of `pid`, by thread id."""
+    times = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = _stat_fields(task / "stat")
+        if fields is not None:
+            times[int(task.name)] = (int(fields[11]) / _TICKS, int(fields[12]) / _TICKS)
+    return times
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of `pid` and its descendants (MLServer runs its model in a
     worker process), read from /proc/<pid>/stat (fields 14 and 15)."""
@@ -28,12 +47,9 @@ def cpu_seconds(pid: int) -> float:
     stack = [pid]
     while stack:
         current = stack.pop()
-        try:
-            stat = Path(f"/proc/{current}/stat").read_text()
-        except OSError:
+        fields = _stat_fields(Path(f"/proc/{current}/stat"))
+        if fields is None:
             continue
-        # The command name may contain spaces: fields start after its closing parenthesis.
-        fields = stat[stat.rindex(")") + 2 :].split()
         total += int(fields[11]) + int(fields[12])
         stack.extend(_children(current))
     return total / _TICKS

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,11 @@ from typing import Any
 from benchmarks.bodies import write_requests
 from benchmarks.config import DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
 from benchmarks.measure import ours_launch
-from benchmarks.run import ensure_store
+from benchmarks.procstat import thread_times
+from benchmarks.run import cpu_model, ensure_store
 from benchmarks.servers import serve
 from benchmarks.workload import load_workload
-from benchmarks.wrk import run_wrk
+from benchmarks.wrk import WrkResult, run_wrk
 
 TOP = 25
 
@@ -71,6 +74,50 @@ def summarize(speedscope: dict[str, Any], top: int = TOP) -> str:
     return "\n".join(lines)
 
 
+def cpu_by_thread(
+    pid: int,
+    before: dict[int, tuple[float, float]],
+    after: dict[int, tuple[float, float]],
+    wall_s: float,
+    result: WrkResult,
+) -> str:
+    """Markdown: CPU time of each server thread during the load, per second and per request.
+
+    py-spy's shares count a thread that is runnable but waiting for the core (the batch worker
+    while the event loop runs) as busy; /proc counts only the time a thread actually ran, user
+    and kernel apart, so this table is what the requests cost."""
+    requests = max(result.throughput * wall_s, 1.0)
+    lines = [
+        "### CPU time by thread while wrk ran (/proc)",
+        "",
+        "| thread | user (cores) | kernel (cores) | µs per request |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    rows = []
+    for tid, (user, system) in after.items():
+        user0, system0 = before.get(tid, (0.0, 0.0))
+        rows.append((tid, user - user0, system - system0))
+    rows.sort(key=lambda row: -(row[1] + row[2]))
+    total = 0.0
+    for tid, user, system in rows:
+        if user + system <= 0:
+            continue
+        total += user + system
+        name = "event loop (main thread)" if tid == pid else f"thread {tid}"
+        lines.append(
+            f"| {name} | {user / wall_s:.2f} | {system / wall_s:.2f} | "
+            f"{1e6 * (user + system) / requests:.0f} |"
+        )
+    lines += [
+        f"| all | {total / wall_s:.2f} cores | | {1e6 * total / requests:.0f} |",
+        "",
+        "The thread with the most time besides the event loop is the model's batch worker "
+        "(ONNX Runtime, assembling and splitting batches).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--model", default="cnn")
@@ -84,6 +131,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "profile")
     args = parser.parse_args()
     pyspy = _pyspy()
+    load_before = os.getloadavg()[0]
     config = BenchConfig(store=args.store, models=(args.model,))
     ensure_store(config.store, config.models)
     workload = load_workload(config.store, args.model, WORK_DIR / "cache")
@@ -115,6 +163,7 @@ def main() -> None:
             *(["--native"] if args.native else ["--nonblocking"]),
         ]
         spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        before, started = thread_times(running.pid), time.monotonic()
         # wrk runs a second longer than py-spy samples, so every sample is under load.
         result = run_wrk(
             url,
@@ -122,6 +171,9 @@ def main() -> None:
             connections=args.concurrency,
             duration_s=args.seconds + 1,
             core=config.client_core,
+        )
+        threads = cpu_by_thread(
+            running.pid, before, thread_times(running.pid), time.monotonic() - started, result
         )
         _, err = spy.communicate(timeout=60)
         if spy.returncode != 0:
@@ -134,6 +186,8 @@ def main() -> None:
         f"p99 {result.latency_ms['p99']:.2f} ms, {result.errors} errors. Profile: "
         f"`{profile_path.name}` (speedscope). Command: `python -m benchmarks.profile "
         f"{' '.join(sys.argv[1:])}`\n\n"
+        f"Machine: {cpu_model()}, load average before the run {load_before:.2f}.\n\n"
+        f"{threads}\n"
     )
     (args.out / f"{stem}.md").write_text(header + summary)
     print(header + summary)

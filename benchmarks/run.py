@@ -43,7 +43,7 @@ def ensure_store(store: Path, models: tuple[str, ...]) -> None:
         )
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
@@ -60,7 +60,7 @@ def run(config: BenchConfig, command: str) -> dict[str, Any]:
     results: dict[str, Any] = {
         "meta": {
             "started": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "server_core": config.server_core,
             "client_core": config.client_core,

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +21,13 @@ import pytest
 from benchmarks.bodies import decode_response, json_body, write_requests
 from benchmarks.config import BenchConfig
 from benchmarks.measure import measure_point
+from benchmarks.procstat import thread_times
+from benchmarks.profile import cpu_by_thread
 from benchmarks.report import evaluate_targets, render
 from benchmarks.run import run, write_outputs
 from benchmarks.servers import Running
 from benchmarks.workload import SEQUENCE_LENGTHS, collate, load_workload
-from benchmarks.wrk import WrkError, parse_wrk_output
+from benchmarks.wrk import WrkError, WrkResult, parse_wrk_output
 from tests.service.helpers import running_server
 
 needs_wrk = pytest.mark.skipif(
@@ -207,3 +212,37 @@ def test_json_body_writes_float32_values_as_short_exact_decimals() -> None:
     assert b"[0.1234,1e-7,3.4028235e+38,-0.5]" in body
     data = orjson.loads(body)["inputs"][0]["data"]
     np.testing.assert_array_equal(np.asarray(data, dtype=np.float32), values.ravel())
+
+
+def test_cpu_time_is_split_by_thread_and_charged_per_request() -> None:
+    spun, release = threading.Event(), threading.Event()
+
+    def spin() -> None:  # 0.3 s of its own CPU time, then stays alive until read
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        spun.set()
+        release.wait()
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        assert spun.wait(30)
+        times = thread_times(os.getpid())
+    finally:
+        release.set()
+        worker.join()
+    assert worker.native_id is not None
+    user, system = times[worker.native_id]
+    assert user + system >= 0.25  # that thread's time, not the process's
+    assert os.getpid() in times
+
+    pid = os.getpid()
+    result = WrkResult(1000, 1.0, 1000.0, {}, status_errors=0, socket_errors=0)
+    table = cpu_by_thread(
+        pid, {pid: (1.0, 0.0), 7: (0.0, 0.0)}, {pid: (1.25, 0.05), 7: (0.7, 0.0)}, 1.0, result
+    )
+    assert "| thread 7 | 0.70 | 0.00 | 700 |" in table
+    assert "| event loop (main thread) | 0.25 | 0.05 | 300 |" in table
+    assert table.index("thread 7") < table.index("event loop")  # busiest first
+    assert "| all | 1.00 cores | | 1000 |" in table
