@@ -33,13 +33,13 @@ from benchmarks.overload import (
     RESULTS,
     SERVER_CORE,
     WORK,
-    Sampler,
     build_store,
     infer_request,
     percentiles,
     run_load,
     start_server,
 )
+from benchmarks.sampler import Sampler
 
 CONNECTIONS = 16
 SAMPLE_PERIOD_S = 5.0
@@ -78,7 +78,7 @@ def run(minutes: float, work: Path) -> SoakReport:
         request = infer_request(port)
         run_load(port, request, connections=8, seconds=3)  # warm-up
         capacity = len(run_load(port, request, connections=48, seconds=10).statuses) / 10
-        sampler = Sampler(server, SAMPLE_PERIOD_S, with_queue=False)
+        sampler = Sampler(server, SAMPLE_PERIOD_S)
         sampler.start()
         seconds = minutes * 60
         soak = run_load(port, request, connections=CONNECTIONS, seconds=seconds, rate=capacity / 2)
