@@ -23,13 +23,17 @@ from typing import Any
 from benchmarks.bodies import write_requests
 from benchmarks.config import DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
 from benchmarks.measure import ours_launch
-from benchmarks.procstat import thread_times
+from benchmarks.procstat import counter_totals, thread_times
 from benchmarks.run import cpu_model, ensure_store
 from benchmarks.servers import serve
 from benchmarks.workload import load_workload
 from benchmarks.wrk import WrkResult, run_wrk
 
 TOP = 25
+_COMPUTE_SUM = "inductive_inference_compute_duration_seconds_sum"
+_COMPUTE_COUNT = "inductive_inference_compute_duration_seconds_count"
+_BATCH_SUM = "inductive_inference_batch_size_sum"
+_BATCH_METRICS = (_COMPUTE_SUM, _COMPUTE_COUNT, _BATCH_SUM)
 
 
 def _pyspy() -> str:
@@ -74,14 +78,59 @@ def summarize(speedscope: dict[str, Any], top: int = TOP) -> str:
     return "\n".join(lines)
 
 
+def event_loop_breakdown(
+    speedscope: dict[str, Any], loop_us_per_request: float, top: int = 15
+) -> str:
+    """Markdown: the event loop thread's self time by frame, in µs per request (its /proc CPU
+    time per request spread over its py-spy samples). Native frames are not unwound, so the
+    uvloop loop's own C work (socket reads, epoll, callback dispatch) shows as `Runner.run` and
+    a socket write as the line calling `transport.write`."""
+    frames = speedscope["shared"]["frames"]
+    loop = [p for p in speedscope["profiles"] if '"MainThread"' in p.get("name", "")]
+    if not loop:
+        return ""
+    own: Counter[int] = Counter()
+    for stack, weight in zip(loop[0]["samples"], loop[0]["weights"], strict=True):
+        if stack:
+            own[stack[-1]] += weight
+    samples = sum(own.values()) or 1.0
+    lines = [
+        "### Event loop thread: self time in µs per request",
+        "",
+        "| µs | frame |",
+        "| ---: | --- |",
+    ]
+    for frame, weight in own.most_common(top):
+        f = frames[frame]
+        name = f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})"
+        lines.append(f"| {loop_us_per_request * weight / samples:.1f} | `{name}` |")
+    return "\n".join([*lines, ""])
+
+
+def compute_per_sample(before: dict[str, float], after: dict[str, float]) -> str:
+    """One line: ONNX Runtime time per batch and per sample inside the server, from the compute
+    and batch-size histograms over the run (compare with the raw sweep of benchmarks.run)."""
+    batches = after[_COMPUTE_COUNT] - before[_COMPUTE_COUNT]
+    samples = after[_BATCH_SUM] - before[_BATCH_SUM]
+    seconds = after[_COMPUTE_SUM] - before[_COMPUTE_SUM]
+    if batches <= 0 or samples <= 0:
+        return "No batch ran while wrk ran.\n"
+    return (
+        f"Batches computed in the server (ONNX Runtime, assembling, splitting): {batches:,.0f}, "
+        f"mean batch {samples / batches:.1f}, {1e3 * seconds / batches:.3f} ms per batch = "
+        f"{1e6 * seconds / samples:.0f} µs per sample.\n"
+    )
+
+
 def cpu_by_thread(
     pid: int,
     before: dict[int, tuple[float, float]],
     after: dict[int, tuple[float, float]],
     wall_s: float,
     result: WrkResult,
-) -> str:
-    """Markdown: CPU time of each server thread during the load, per second and per request.
+) -> tuple[str, float]:
+    """Markdown: CPU time of each server thread during the load, per second and per request;
+    and the event loop's µs per request.
 
     py-spy's shares count a thread that is runnable but waiting for the core (the batch worker
     while the event loop runs) as busy; /proc counts only the time a thread actually ran, user
@@ -98,12 +147,14 @@ def cpu_by_thread(
         user0, system0 = before.get(tid, (0.0, 0.0))
         rows.append((tid, user - user0, system - system0))
     rows.sort(key=lambda row: -(row[1] + row[2]))
-    total = 0.0
+    total = loop_us = 0.0
     for tid, user, system in rows:
         if user + system <= 0:
             continue
         total += user + system
         name = "event loop (main thread)" if tid == pid else f"thread {tid}"
+        if tid == pid:
+            loop_us = 1e6 * (user + system) / requests
         lines.append(
             f"| {name} | {user / wall_s:.2f} | {system / wall_s:.2f} | "
             f"{1e6 * (user + system) / requests:.0f} |"
@@ -115,7 +166,7 @@ def cpu_by_thread(
         "(ONNX Runtime, assembling and splitting batches).",
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), loop_us
 
 
 def main() -> None:
@@ -163,6 +214,8 @@ def main() -> None:
             *(["--native"] if args.native else ["--nonblocking"]),
         ]
         spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert running.metrics_url is not None
+        batches_before = counter_totals(running.metrics_url, _BATCH_METRICS)
         before, started = thread_times(running.pid), time.monotonic()
         # wrk runs a second longer than py-spy samples, so every sample is under load.
         result = run_wrk(
@@ -172,13 +225,17 @@ def main() -> None:
             duration_s=args.seconds + 1,
             core=config.client_core,
         )
-        threads = cpu_by_thread(
+        threads, loop_us = cpu_by_thread(
             running.pid, before, thread_times(running.pid), time.monotonic() - started, result
+        )
+        compute = compute_per_sample(
+            batches_before, counter_totals(running.metrics_url, _BATCH_METRICS)
         )
         _, err = spy.communicate(timeout=60)
         if spy.returncode != 0:
             sys.exit(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-1500:]}")
-    summary = summarize(json.loads(profile_path.read_text()))
+    speedscope = json.loads(profile_path.read_text())
+    summary = event_loop_breakdown(speedscope, loop_us) + "\n" + summarize(speedscope)
     header = (
         f"# Profile: `{args.model}`, {args.protocol}, c={args.concurrency}, batching "
         f"{'on' if args.batching else 'off'}\n\n"
@@ -187,7 +244,7 @@ def main() -> None:
         f"`{profile_path.name}` (speedscope). Command: `python -m benchmarks.profile "
         f"{' '.join(sys.argv[1:])}`\n\n"
         f"Machine: {cpu_model()}, load average before the run {load_before:.2f}.\n\n"
-        f"{threads}\n"
+        f"{threads}\n{compute}\n"
     )
     (args.out / f"{stem}.md").write_text(header + summary)
     print(header + summary)

@@ -22,7 +22,7 @@ from benchmarks.bodies import decode_response, json_body, write_requests
 from benchmarks.config import BenchConfig
 from benchmarks.measure import measure_point
 from benchmarks.procstat import thread_times
-from benchmarks.profile import cpu_by_thread
+from benchmarks.profile import compute_per_sample, cpu_by_thread, event_loop_breakdown
 from benchmarks.report import evaluate_targets, render
 from benchmarks.run import run, write_outputs
 from benchmarks.servers import Running
@@ -239,10 +239,40 @@ def test_cpu_time_is_split_by_thread_and_charged_per_request() -> None:
 
     pid = os.getpid()
     result = WrkResult(1000, 1.0, 1000.0, {}, status_errors=0, socket_errors=0)
-    table = cpu_by_thread(
+    table, loop_us = cpu_by_thread(
         pid, {pid: (1.0, 0.0), 7: (0.0, 0.0)}, {pid: (1.25, 0.05), 7: (0.7, 0.0)}, 1.0, result
     )
+    assert loop_us == pytest.approx(300)
     assert "| thread 7 | 0.70 | 0.00 | 700 |" in table
     assert "| event loop (main thread) | 0.25 | 0.05 | 300 |" in table
     assert table.index("thread 7") < table.index("event loop")  # busiest first
     assert "| all | 1.00 cores | | 1000 |" in table
+
+
+def test_event_loop_time_and_compute_are_charged_per_request_and_sample() -> None:
+    speedscope = {
+        "shared": {"frames": [{"name": "run", "file": "/x/runners.py", "line": 118},
+                              {"name": "decode", "file": "/s/decode.py", "line": 76}]},
+        "profiles": [
+            {"name": 'Thread 1 "MainThread"', "samples": [[0], [0, 1], [0, 1], [0, 1]],
+             "weights": [1.0, 1.0, 1.0, 1.0]},
+            {"name": 'Thread 2 "infer-cnn:1_0"', "samples": [[0]] * 50, "weights": [1.0] * 50},
+        ],
+    }  # fmt: skip
+    table = event_loop_breakdown(speedscope, loop_us_per_request=100.0)
+    assert "| 75.0 | `decode (decode.py:76)` |" in table  # the worker's samples do not count
+    assert "| 25.0 | `run (runners.py:118)` |" in table
+
+    line = compute_per_sample(
+        {
+            "inductive_inference_compute_duration_seconds_sum": 1.0,
+            "inductive_inference_compute_duration_seconds_count": 10,
+            "inductive_inference_batch_size_sum": 100,
+        },
+        {
+            "inductive_inference_compute_duration_seconds_sum": 1.4,
+            "inductive_inference_compute_duration_seconds_count": 110,
+            "inductive_inference_batch_size_sum": 1700,
+        },
+    )
+    assert "100, mean batch 16.0, 4.000 ms per batch = 250 µs per sample" in line
