@@ -255,9 +255,6 @@ def run_load(
         return asyncio.run(_drive(port, request, connections, seconds, rate))
 
 
-# --- server-side sampling ------------------------------------------------------------------------
-
-
 # --- the run -------------------------------------------------------------------------------------
 
 

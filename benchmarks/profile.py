@@ -43,10 +43,14 @@ def _pyspy() -> str:
     return found
 
 
+def _frame_name(frame: dict[str, Any]) -> str:
+    return f"{frame['name']} ({Path(frame.get('file', '?')).name}:{frame.get('line', '?')})"
+
+
 def summarize(speedscope: dict[str, Any], top: int = TOP) -> str:
     """Markdown tables of the heaviest frames, from a py-spy speedscope profile."""
     frames = speedscope["shared"]["frames"]
-    names = [f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})" for f in frames]
+    names = [_frame_name(f) for f in frames]
     files = [Path(f.get("file", "?")).name for f in frames]
     own: Counter[int] = Counter()
     total: Counter[int] = Counter()
@@ -101,8 +105,7 @@ def event_loop_breakdown(
         "| ---: | --- |",
     ]
     for frame, weight in own.most_common(top):
-        f = frames[frame]
-        name = f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})"
+        name = _frame_name(frames[frame])
         lines.append(f"| {loop_us_per_request * weight / samples:.1f} | `{name}` |")
     return "\n".join([*lines, ""])
 
@@ -152,13 +155,11 @@ def cpu_by_thread(
         if user + system <= 0:
             continue
         total += user + system
-        name = "event loop (main thread)" if tid == pid else f"thread {tid}"
+        us = 1e6 * (user + system) / requests
         if tid == pid:
-            loop_us = 1e6 * (user + system) / requests
-        lines.append(
-            f"| {name} | {user / wall_s:.2f} | {system / wall_s:.2f} | "
-            f"{1e6 * (user + system) / requests:.0f} |"
-        )
+            loop_us = us
+        name = "event loop (main thread)" if tid == pid else f"thread {tid}"
+        lines.append(f"| {name} | {user / wall_s:.2f} | {system / wall_s:.2f} | {us:.0f} |")
     lines += [
         f"| all | {total / wall_s:.2f} cores | | {1e6 * total / requests:.0f} |",
         "",

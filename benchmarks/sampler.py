@@ -86,14 +86,14 @@ class Sampler:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._results, child_end = context.Pipe(duplex=False)
-        with_queue = queue_period is not None and server.metrics_url
+        metrics_url = server.metrics_url if queue_period is not None else None
         self._process = context.Process(
             target=_sample_until,
             args=(
                 self._stop,
                 child_end,
                 server.pid,
-                server.metrics_url if with_queue else None,
+                metrics_url,
                 period,
                 max(1, round((queue_period or period) / period)),
             ),
