@@ -32,6 +32,7 @@ from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
 from service.errors import BadRequestError, NotFoundError, UnavailableError
 from service.metrics import Metrics, VersionMetrics
+from service.protocol.request_plans import RequestPlans
 from service.protocol.signature import ModelSignature
 from service.runtime import OnnxModel, ProviderChoice, choose_providers, load_model
 from service.runtime.warmup import warmup_inputs
@@ -68,6 +69,7 @@ class ServedVersion:
     model: OnnxModel
     batcher: Batcher
     metrics: VersionMetrics
+    plans: RequestPlans  # how its requests are decoded and checked
 
 
 class StoreRootMissingError(OSError):
@@ -363,16 +365,11 @@ class ModelManager:
         )
         label = f"{manifest.name}:{manifest.version}"
         metrics = self.metrics.for_version(manifest.name, manifest.version)
-        batcher = Batcher(
-            label,
-            model.run,
-            Layout(sig, config.ragged_inputs),
-            policy,
-            metrics,
-            worker_nice=s.worker_nice,
-        )
+        layout = Layout(sig, config.ragged_inputs)
+        batcher = Batcher(label, model.run, layout, policy, metrics, worker_nice=s.worker_nice)
+        plans = RequestPlans(sig, layout, s.max_tensor_elements)
         return ServedVersion(
-            manifest.name, manifest.version, manifest, config, sig, model, batcher, metrics
+            manifest.name, manifest.version, manifest, config, sig, model, batcher, metrics, plans
         )
 
     async def _unload(self, served: ServedVersion, reason: str) -> None:

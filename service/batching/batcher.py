@@ -120,6 +120,8 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy = False
+        # Read when /metrics is scraped rather than set on every request (a lock each time).
+        metrics.queue_depth.set_function(lambda: len(self._queue))
 
     # --- the request side (event loop) ---------------------------------------------------
 
@@ -147,9 +149,14 @@ class Batcher:
             )
 
     def submit(
-        self, inputs: dict[str, np.ndarray], samples: int, timeout_s: float | None = None
+        self,
+        inputs: dict[str, np.ndarray],
+        samples: int,
+        timeout_s: float | None = None,
+        key: tuple[object, ...] | None = None,
     ) -> asyncio.Future[Result]:
-        """Queues a validated request; its future resolves with that request's outputs."""
+        """Queues a validated request; its future resolves with that request's outputs. `key`
+        is its `batch_key`, when the caller has it already."""
         self.check_capacity()
         assert self._loop is not None, "Batcher.start() was not called"
         now = self._clock.now()
@@ -157,13 +164,12 @@ class Batcher:
         pending = Pending(
             inputs=inputs,
             samples=samples,
-            key=batch_key(inputs, self._layout) if self._policy.merge else (),
+            key=() if not self._policy.merge else key or batch_key(inputs, self._layout),
             future=self._loop.create_future(),
             enqueued=now,
             deadline=None if timeout is None else now + timeout,
         )
         self._queue.append(pending)
-        self._metrics.queue_depth.set(len(self._queue))
         if timeout is not None:
             self._loop.call_later(timeout, self._expire, pending, timeout)
         self._arrived.set()
@@ -275,7 +281,6 @@ class Batcher:
         for p in batch:
             p.started = True
             self._metrics.queue_seconds.observe(start - p.enqueued)
-        self._metrics.queue_depth.set(len(self._queue))
         self._busy = True
         try:
             outcome = await self._loop.run_in_executor(self._executor, self._compute, batch)

@@ -31,6 +31,7 @@ from service.errors import PayloadTooLargeError, ServiceError, UnavailableError
 from service.http.guard import GuardedHttpToolsProtocol
 from service.http.infer import Headers, InferCall, Results, parse_infer_path
 from service.http.state import PENDING_KEY, AppState
+from service.http.whole_request import WholeRequest, parse_whole_request
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,23 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
     state: ClassVar[AppState]
     _reading: _Exchange | None  # the exchange whose body is being parsed
     _answering: _Exchange | None  # the exchange waiting for its batch
+    # httptools has no message in progress: the next read may be served whole (whole_request.py)
+    _parser_idle: bool
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._reading = None
         self._answering = None
+        self._parser_idle = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._parser_idle and self._takes_whole_requests():
+            request = parse_whole_request(data)
+            if request is not None:
+                self._serve_whole(request)
+                return
+        self._parser_idle = False  # on_message_complete sets it again
+        super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         for exchange in (self._reading, self._answering):
@@ -97,10 +110,14 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
 
     # --- parser callbacks --------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._parser_idle = False
+
     def on_headers_complete(self) -> None:
         limit = self.limit_concurrency
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
-            self._start(None)
+            self._start(None, keep_alive=False)
             self._respond_error(
                 UnavailableError(f"too many connections: the server holds {limit} at most"),
                 close=True,
@@ -113,7 +130,8 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
             super().on_headers_complete()
             return
         call = InferCall(self.state, route[0], route[1], self.headers)
-        exchange = self._start(call)
+        keep_alive = self.parser.get_http_version() == "1.1" and self.parser.should_keep_alive()
+        exchange = self._start(call, keep_alive)
         try:
             call.admit()
         except PayloadTooLargeError as error:  # do not read a body that will be thrown away
@@ -143,18 +161,52 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
         exchange.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        self._parser_idle = True
         exchange = self._reading
         if exchange is None:
             super().on_message_complete()
             return
+        chunks = exchange.chunks
+        exchange.chunks = []
+        self._body_complete(exchange, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    # --- answering -------------------------------------------------------------------------
+
+    def _takes_whole_requests(self) -> bool:
+        """Whether a request read whole may skip httptools: none in flight on this connection
+        (a pipelined one must wait its turn, which uvicorn's queue handles), no CORS to apply, and
+        room under the connection limit (the refusal is httptools' path)."""
+        cycle = self.cycle
+        limit = self.limit_concurrency
+        return (
+            (cycle is None or cycle.response_complete)
+            and not self.state.settings.cors_origins
+            and (limit is None or (len(self.connections) < limit and len(self.tasks) < limit))
+            and not self.transport.is_closing()
+        )
+
+    def _serve_whole(self, request: WholeRequest) -> None:
+        """What the parser callbacks do for a request, in one go."""
+        self._unset_keepalive_if_required()
+        call = InferCall(self.state, request.name, request.version_text, request.headers)
+        exchange = self._start(call, request.keep_alive)
+        self._body_bytes = len(request.body)
+        try:
+            call.admit()
+        except ServiceError as error:
+            self._reading = None
+            self._body_since = None
+            too_large = isinstance(error, PayloadTooLargeError)
+            self._respond(exchange, *call.refuse(error), close=too_large)
+            return
+        self._body_complete(exchange, request.body)
+
+    def _body_complete(self, exchange: _Exchange, body: bytes) -> None:
         self._reading = None
         self._body_since = None
         call = exchange.call
         if exchange.response_complete or call is None:
             return
-        chunks = exchange.chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        exchange.chunks = []
         try:
             pending = call.submit(body)
         except Exception as error:
@@ -163,8 +215,6 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
         exchange.scope[PENDING_KEY] = pending
         self._answering = exchange
         pending.add_done_callback(partial(self._on_result, exchange))
-
-    # --- answering -------------------------------------------------------------------------
 
     def _fast_route(self) -> tuple[str, str | None] | None:
         if self.parser.get_method() != b"POST" or self.state.settings.cors_origins:
@@ -179,9 +229,8 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
             return None  # uvicorn answers it
         return parse_infer_path(path)
 
-    def _start(self, call: InferCall | None) -> _Exchange:
+    def _start(self, call: InferCall | None, keep_alive: bool) -> _Exchange:
         self._headers_arrived()  # the guard's deadlines, as for any request
-        keep_alive = self.parser.get_http_version() == "1.1" and self.parser.should_keep_alive()
         exchange = _Exchange(call, keep_alive)
         self.cycle = exchange  # type: ignore[assignment]
         self._reading = exchange

@@ -36,8 +36,7 @@ from service.http.auth import check_token
 from service.http.routes.deps import parse_version
 from service.http.state import PENDING_KEY, AppState
 from service.logging import request_id
-from service.protocol import InferRequest, decode_request, encode_response
-from service.protocol.validate import validate_request
+from service.protocol import InferRequest, encode_response
 from service.repository import ServedVersion
 
 log = logging.getLogger(__name__)
@@ -157,11 +156,11 @@ class InferCall:
             self.name, parse_version(self.version_text)
         )
         served.batcher.check_capacity()  # before decoding: refusing under overload is cheap
-        request = self.request = decode_request(
-            body, self.header_length, max_elements=self.state.settings.max_tensor_elements
+        decoded = served.plans.decode(body, self.header_length)
+        request = self.request = decoded.request
+        return served.batcher.submit(
+            request.inputs, decoded.samples, request.timeout_s, key=decoded.key
         )
-        samples = validate_request(request, served.signature)
-        return served.batcher.submit(request.inputs, samples, request.timeout_s)
 
     def answer(self, results: Results) -> tuple[int, Headers, bytes]:
         served, request = self.served, self.request

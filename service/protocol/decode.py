@@ -54,6 +54,9 @@ class InferRequest:
     binary_output: bool  # default for outputs the request does not list
     timeout_s: float | None
     parameters: dict[str, Any] = field(default_factory=dict)
+    # Every input came from the binary section: the JSON header alone decided its structure
+    # (what request_plans.py caches).
+    all_binary: bool = False
 
 
 def decode_request(body: bytes, header_length: int | None, *, max_elements: int) -> InferRequest:
@@ -93,6 +96,7 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
     offset = 0
+    all_binary = True
     for raw in raw_inputs:
         name, datatype, shape = _tensor_header(raw, max_elements)
         if name in inputs:
@@ -111,6 +115,7 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
             offset += size
             array = _from_binary(name, datatype, shape, chunk)
         elif "data" in raw:
+            all_binary = False
             data = raw["data"]
             if slots and (slot := slot_index(data)) is not None:
                 data = slot_data(name, shape, slots[slot])
@@ -139,6 +144,7 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
         binary_output=binary_output,
         timeout_s=_timeout(raw_params.get("timeout")),
         parameters={k: v for k, v in raw_params.items() if k not in _RESERVED_PARAMETERS},
+        all_binary=all_binary,
     )
 
 

@@ -16,6 +16,14 @@ from service.protocol.signature import ModelSignature
 
 def validate_request(request: InferRequest, sig: ModelSignature) -> int:
     """Returns the request's batch size (samples); raises BadRequestError on any mismatch."""
+    samples = check_structure(request, sig)
+    check_values(request, sig)
+    return samples
+
+
+def check_structure(request: InferRequest, sig: ModelSignature) -> int:
+    """What the request's JSON header alone decides: input and output names, datatypes, shapes
+    and the batch size, which it returns."""
     for name in request.inputs:
         if name not in sig.inputs:
             raise BadRequestError(
@@ -51,10 +59,6 @@ def validate_request(request: InferRequest, sig: ModelSignature) -> int:
                     f"input '{name}': batch size {array.shape[0]} differs from the other "
                     f"inputs' {batch}"
                 )
-        if got_type == "BYTES":
-            request.inputs[name] = _as_text(name, array)
-        if sig.reject_non_finite and got_type in FLOAT_DATATYPES and not np.isfinite(array).all():
-            raise BadRequestError(f"input '{name}' contains NaN or Inf, which this model refuses")
 
     if sig.batched:
         assert batch is not None
@@ -64,9 +68,31 @@ def validate_request(request: InferRequest, sig: ModelSignature) -> int:
             raise BadRequestError(
                 f"batch size {batch} is above this model's max batch size {sig.max_batch_size}"
             )
-    _check_ragged_lengths(request, sig)
     _check_outputs(request, sig)
     return batch if batch is not None else 1
+
+
+def check_values(request: InferRequest, sig: ModelSignature) -> None:
+    """What the tensors' data decides: text elements are UTF-8, floats finite where the model
+    asks for it, and lengths a client sends fit the tensor they describe."""
+    for name, got_type in request.datatypes.items():
+        if got_type == "BYTES":
+            request.inputs[name] = _as_text(name, request.inputs[name])
+        elif (
+            sig.reject_non_finite
+            and got_type in FLOAT_DATATYPES
+            and not np.isfinite(request.inputs[name]).all()
+        ):
+            raise BadRequestError(f"input '{name}' contains NaN or Inf, which this model refuses")
+    _check_ragged_lengths(request, sig)
+
+
+def needs_value_checks(request: InferRequest, sig: ModelSignature) -> bool:
+    """Whether `check_values` can refuse, or change, a request of this structure."""
+    return any(
+        t == "BYTES" or (sig.reject_non_finite and t in FLOAT_DATATYPES)
+        for t in request.datatypes.values()
+    ) or bool(sig.ragged_axes and sig.server_filled & request.inputs.keys())
 
 
 def _as_text(name: str, array: np.ndarray) -> np.ndarray:
