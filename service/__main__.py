@@ -109,6 +109,7 @@ def _http_protocol(settings: Settings, gateway: Gateway) -> str | type[asyncio.P
         header_timeout,
         settings.body_min_rate,
         settings.body_timeout_s,
+        keep_alive_s=settings.timeout_keep_alive_s,
         state=gateway.state,
     )
 

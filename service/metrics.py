@@ -16,12 +16,13 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from service.loop_histogram import LoopHistogram, LoopHistogramChild
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +56,28 @@ class Metrics:
             (*mv, "outcome"),
             registry=r,
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = LoopHistogram(
             "inductive_inference_request_duration_seconds",
             "Time from a request's body being read to its response being ready.",
             mv,
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.queue_seconds = Histogram(
+        self.queue_seconds = LoopHistogram(
             "inductive_inference_queue_duration_seconds",
             "Time a request waited in its version's queue before its batch started.",
             mv,
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.compute_seconds = Histogram(
+        self.compute_seconds = LoopHistogram(
             "inductive_inference_compute_duration_seconds",
             "ONNX Runtime time per executed batch.",
             mv,
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.batch_size = Histogram(
+        self.batch_size = LoopHistogram(
             "inductive_inference_batch_size",
             "Samples per executed batch.",
             mv,
@@ -165,10 +166,10 @@ class VersionMetrics:
     """The label children of one served version, looked up once at load."""
 
     outcomes: dict[str, Counter]
-    request_seconds: Histogram
-    queue_seconds: Histogram
-    compute_seconds: Histogram
-    batch_size: Histogram
+    request_seconds: LoopHistogramChild
+    queue_seconds: LoopHistogramChild
+    compute_seconds: LoopHistogramChild
+    batch_size: LoopHistogramChild
     queue_depth: Gauge
     inference_count: Counter
     execution_count: Counter
