@@ -17,7 +17,7 @@ CONCURRENCY = (1, 8, 32, 128)
 class Contender:
     key: str
     label: str
-    kind: str  # "ours", "naive" or "mlserver"
+    kind: str  # "ours", "floor", "naive" or "mlserver"
     protocol: str  # "json" or "binary"
     batching: bool = True
 
@@ -29,6 +29,7 @@ CONTENDERS = {
         Contender("binary-nobatch", "Inductive binary, batching off", "ours", "binary", False),
         Contender("json", "Inductive JSON, batching on", "ours", "json"),
         Contender("json-nobatch", "Inductive JSON, batching off", "ours", "json", False),
+        Contender("floor", "floor: minimal batching server on uvloop", "floor", "binary"),
         Contender("naive", "naive FastAPI + ONNX Runtime", "naive", "json", False),
         Contender("mlserver", "MLServer 1.7.1, adaptive batching", "mlserver", "json"),
     )

@@ -23,6 +23,7 @@ from model_store import open_store
 log = logging.getLogger(__name__)
 
 _NAIVE = Path(__file__).with_name("contenders") / "naive_fastapi.py"
+_FLOOR = Path(__file__).with_name("contenders") / "floor_uvloop.py"
 _COUNTERS = ("inductive_inference_count_total", "inductive_inference_exec_count_total")
 
 
@@ -58,10 +59,11 @@ def ours_launch(
 def launch_for(contender: Contender, config: BenchConfig, workload: Workload) -> Launch:
     if contender.kind == "ours":
         return ours_launch(config, workload.name, contender.batching)
-    if contender.kind == "naive":
+    if contender.kind in ("naive", "floor"):
         port = free_port()
+        script = _NAIVE if contender.kind == "naive" else _FLOOR
         argv = [
-            *(sys.executable, str(_NAIVE), "--model", str(workload.model_path)),
+            *(sys.executable, str(script), "--model", str(workload.model_path)),
             *("--name", workload.name, "--port", str(port)),
         ]
         return Launch(argv, port, ready_path=f"/v2/models/{workload.name}/ready")

@@ -54,6 +54,12 @@ def _ratio_target(
             f" (batching off: {unbatched['throughput']:,.0f} req/s = "
             f"{unbatched['throughput'] / raw['throughput']:.2f} ×)"
         )
+    floor = _point(results, model, "floor", TARGET_CONCURRENCY) if key == "binary" else None
+    if floor is not None:  # what any Python server on uvloop reaches (contenders/floor_uvloop.py)
+        measured += (
+            f" (floor: {floor['throughput']:,.0f} req/s = "
+            f"{floor['throughput'] / raw['throughput']:.2f} ×)"
+        )
     return Target(requirement, measured, ratio >= factor and point["errors"] == 0)
 
 

@@ -22,13 +22,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import numpy as np
 
 from service.batching.assemble import Layout, assemble, batch_key, split
+from service.batching.worker import Worker
 from service.errors import (
     ModelExecutionError,
     ModelInputError,
@@ -111,12 +112,8 @@ class Batcher:
         self._queue: deque[Pending] = deque()
         self._arrived = asyncio.Event()
         self._closing = False
-        self._executor = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix=f"infer-{label}",
-            initializer=_lower_priority,
-            initargs=(worker_nice, label),
-        )
+        self._worker_nice = worker_nice
+        self._worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy = False
@@ -127,6 +124,8 @@ class Batcher:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        nice, label = self._worker_nice, self.label
+        self._worker = Worker(f"infer-{label}", on_start=lambda: _lower_priority(nice, label))
         self._task = self._loop.create_task(self._run(), name=f"batcher-{self.label}")
 
     @property
@@ -190,7 +189,8 @@ class Batcher:
         self._arrived.set()
         if self._task is not None:
             await self._task
-        self._executor.shutdown(wait=True)
+        if self._worker is not None:
+            self._worker.stop()
 
     # --- the batching loop ---------------------------------------------------------------
 
@@ -276,14 +276,14 @@ class Batcher:
         return batch
 
     async def _execute(self, batch: list[Pending]) -> None:
-        assert self._loop is not None
+        assert self._worker is not None
         start = self._clock.now()
         for p in batch:
             p.started = True
             self._metrics.queue_seconds.observe(start - p.enqueued)
         self._busy = True
         try:
-            outcome = await self._loop.run_in_executor(self._executor, self._compute, batch)
+            outcome = await self._worker.run(partial(self._compute, batch))
         except Exception as exc:  # a bug in assembling, not the model: fail this batch only
             log.exception("batch of %s failed outside the model", self.label)
             outcome = _Outcome([exc] * len(batch), 0.0)

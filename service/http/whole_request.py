@@ -54,7 +54,7 @@ def parse_whole_request(data: bytes) -> WholeRequest | None:
     for line in head[3].split(b"\r\n")[:-1]:
         raw_name, _, raw_value = line.partition(b":")
         name = raw_name.lower()
-        value = raw_value.strip(_OWS)
+        value = raw_value.lstrip(_OWS)  # trailing OWS is kept, as httptools keeps it
         if name in _NOT_PLAIN:
             return None
         if name == b"content-length":

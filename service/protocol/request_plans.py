@@ -33,7 +33,6 @@ MAX_PLANS = 256
 class _Tensor:
     name: str
     dtype: np.dtype[Any]
-    count: int
     shape: tuple[int, ...]
     offset: int  # from the start of the body
 
@@ -53,10 +52,7 @@ class RequestPlan:
     response_headers: dict[Any, tuple[bytes, tuple[str, ...]]] = field(default_factory=dict)
 
     def request(self, body: bytes) -> InferRequest:
-        inputs = {
-            t.name: np.frombuffer(body, t.dtype, t.count, t.offset).reshape(t.shape)
-            for t in self.tensors
-        }
+        inputs = {t.name: np.ndarray(t.shape, t.dtype, body, t.offset) for t in self.tensors}
         # The plan's dicts and lists are shared by its requests: nothing downstream writes to
         # them (validation replaces tensors in `inputs`, the request's own dict).
         return InferRequest(
@@ -128,7 +124,7 @@ class RequestPlans:
         tensors = []
         offset = len(header)
         for name, array in request.inputs.items():
-            tensors.append(_Tensor(name, array.dtype, array.size, array.shape, offset))
+            tensors.append(_Tensor(name, array.dtype, array.shape, offset))
             offset += array.nbytes
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()

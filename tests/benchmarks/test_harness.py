@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,14 @@ import orjson
 import pytest
 
 from benchmarks.bodies import decode_response, json_body, write_requests
-from benchmarks.config import BenchConfig
-from benchmarks.measure import measure_point
+from benchmarks.config import CONTENDERS, BenchConfig
+from benchmarks.measure import launch_for, measure_point
 from benchmarks.procstat import cpu_seconds, thread_times
 from benchmarks.profile import compute_per_sample, cpu_by_thread, event_loop_breakdown
+from benchmarks.ratio import render as render_ratio
 from benchmarks.report import evaluate_targets, render
 from benchmarks.run import run, write_outputs
-from benchmarks.servers import Running
+from benchmarks.servers import Running, serve
 from benchmarks.workload import SEQUENCE_LENGTHS, collate, load_workload
 from benchmarks.wrk import WrkError, WrkResult, parse_wrk_output
 from tests.service.helpers import running_server
@@ -109,6 +111,52 @@ def test_wrk_output_without_the_json_line_is_an_error() -> None:
 
 
 @needs_wrk
+def test_the_floor_contender_answers_with_the_models_outputs(
+    tiny_store: Path, tmp_path: Path
+) -> None:
+    """The floor's figure bounds what a Python server can reach only if it does the same work:
+    it must answer the binary requests with the model's real outputs, batched or not."""
+    workload = load_workload(tiny_store, "add", tmp_path / "cache")
+    files = write_requests(workload, "binary", tmp_path / "requests")
+    config = BenchConfig(store=tiny_store, work_dir=tmp_path / "work")
+    session = ort.InferenceSession(str(workload.model_path), providers=["CPUExecutionProvider"])
+    expected = dict(
+        zip(
+            [o.name for o in session.get_outputs()],
+            session.run(None, workload.samples[0]),
+            strict=True,
+        )
+    )
+    launch = launch_for(CONTENDERS["floor"], config, workload)
+    request = files[0].read_bytes()
+    with (
+        serve(launch, core=None, log_path=tmp_path / "floor.log") as running,
+        ThreadPoolExecutor(8) as pool,  # concurrent requests share batches
+    ):
+        answers = list(pool.map(lambda _: _send(running.url, request), range(32)))
+    for status, body, header_length in answers:
+        assert status == 200
+        outputs = decode_response(body, header_length)
+        assert outputs.keys() == expected.keys()
+        for name, value in expected.items():
+            np.testing.assert_allclose(outputs[name], value)
+
+
+def test_ratio_report_gives_each_round_and_the_median() -> None:
+    rounds = [
+        {"raw": 1000.0, "raw_batch": 16, "served": {"binary": 790.0, "floor": 900.0}},
+        {"raw": 1200.0, "raw_batch": 32, "served": {"binary": 1020.0, "floor": 1100.0}},
+        {"raw": 800.0, "raw_batch": 16, "served": {"binary": 660.0, "floor": 700.0}},
+    ]
+    meta = {"started": "now", "cpu": "cpu", "server_core": 0, "client_core": 1}
+    meta |= {"duration_s": 10, "raw_seconds": 3, "command": "python -m benchmarks.ratio"}
+    report = render_ratio({"meta": meta, "models": {"cnn": rounds, "resnet": rounds}})
+    assert "| 2 | 1,200 (32) | 1,020 | 0.85 × | 1,100 | 0.92 × |" in report
+    assert "binary: median 0.82 × raw (min 0.79, max 0.85, 3 rounds)" in report
+    assert "Target ≥ 0.80 × raw: median 0.82 × — **met**." in report
+    assert "Target ≥ 0.92 × raw: median 0.82 × — **missed**." in report
+
+
 def test_short_run_writes_results_report_and_plots(tiny_store: Path, tmp_path: Path) -> None:
     config = BenchConfig(
         store=tiny_store,

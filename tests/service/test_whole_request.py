@@ -26,7 +26,7 @@ def _request(
 
 def test_a_plain_request_is_read_whole() -> None:
     request = parse_whole_request(
-        _request(headers=b"Host: t\r\nX-Request-ID:  abc \t\r\nContent-Length: 13\r\n")
+        _request(headers=b"Host: t\r\nX-Request-ID:  abc\r\nContent-Length: 13\r\n")
     )
     assert request is not None
     assert (request.name, request.version_text, request.body) == ("cnn", None, BODY)
@@ -59,6 +59,7 @@ def test_a_versioned_path_and_connection_close() -> None:
         _request(headers=b"Content-Length: 13\r\nContent-Length: 13\r\n"),
         _request(headers=b"Content-Length: +13\r\n"),
         _request(headers=b"Content-Length: 1 3\r\n"),
+        _request(headers=b"Content-Length: 13 \r\n"),  # httptools' reading of it decides
         _request(headers=b"Host: t\r\n"),  # no Content-Length
         _request(headers=b"Content-Length: 13\r\nExpect: 100-continue\r\n"),
         _request(headers=b"Content-Length: 13\r\nUpgrade: websocket\r\n"),
@@ -126,7 +127,7 @@ _MUTANT_BYTES = st.sampled_from(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.data())
 def test_whatever_the_parser_takes_httptools_reads_the_same(data: st.DataObject) -> None:
     """Random edits of a valid request (the bytes that matter in HTTP framing, at random places):
