@@ -63,6 +63,8 @@ def render(results: dict[str, Any]) -> str:
         f"- Reproduce: `{meta['command']}`",
     ]
     for model, rounds in results["models"].items():
+        if not rounds:
+            continue
         contenders = list(rounds[0]["served"])
         lines += ["", f"## `{model}`", ""]
         lines += [
