@@ -9,6 +9,11 @@ future writes the response bytes straight to the transport. Every other request,
 requests this path does not take (percent-encoded paths, CORS, pipelined behind another), go
 to the ASGI app as before.
 
+Most requests arrive whole in one read. When httptools has no message in progress, such a read
+is matched by `parse_whole_request` (whole_request.py) and served in one call (`_serve_whole`),
+skipping the parser's callback per header and event; anything that parser does not take is fed
+to httptools as before.
+
 An `_Exchange` stands in as uvicorn's `cycle` for such a request, so that uvicorn's own logic
 (pipelining, graceful shutdown, disconnects) and the slow-client guard treat it like one of its
 ASGI cycles; it carries the attributes they read.
