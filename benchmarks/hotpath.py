@@ -2,10 +2,11 @@
 
     python -m benchmarks.hotpath [--model cnn] [--store benchmarks/.store]
 
-Times, on one sample of the model's benchmark workload: decoding the binary request body,
-encoding the binary response from the model's real outputs, and the Prometheus updates one
-request makes (a queue-depth gauge set, two histogram observations, one counter increment).
-`python -m benchmarks.profile` places these among everything else the event loop does.
+Times, on one sample of the model's benchmark workload: reading the request whole, decoding and
+checking the binary request body (in full, and by the plan kept for its JSON header), encoding
+the binary response from the model's real outputs, and the metric updates one request makes
+(two histogram observations, one counter increment). `python -m benchmarks.profile` places
+these among everything else the event loop does.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from benchmarks.bodies import binary_body
+from benchmarks.bodies import binary_body, http_request
 from benchmarks.config import DEFAULT_STORE, WORK_DIR
 from benchmarks.run import cpu_model, ensure_store
 from benchmarks.workload import load_workload
+from model_store import open_store
+from service.batching.assemble import Layout
+from service.http.whole_request import parse_whole_request
 from service.metrics import Metrics
-from service.protocol import decode_request, encode_response
+from service.protocol import ModelSignature, decode_request, encode_response
+from service.protocol.request_plans import RequestPlans
+from service.protocol.validate import validate_request
 
 
 def best_us(step: Callable[[], object], number: int) -> float:
@@ -39,25 +45,36 @@ def main() -> None:
     ensure_store(args.store, (args.model,))
     workload = load_workload(args.store, args.model, WORK_DIR / "cache")
     body, header_length = binary_body(workload.samples[0])
-    request = decode_request(body, header_length, max_elements=1 << 30)
+    wire = http_request(workload.path, body, header_length)
+    store = open_store(str(args.store))
+    config = store.config(workload.name)
+    signature = ModelSignature.build(
+        store.manifest(workload.name, workload.version), config, config.batching.max_batch_size
+    )
+    plans = RequestPlans(signature, Layout(signature, config.ragged_inputs), 1 << 30)
+    request = plans.decode(body, header_length).request  # makes the plan
     session = ort.InferenceSession(str(workload.model_path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    outputs = dict(zip(names, session.run(names, request.inputs), strict=True))
+    outputs = dict(zip(names, session.run(names, dict(request.inputs)), strict=True))
     metrics = Metrics().for_version(workload.name, workload.version)
     success = metrics.outcomes["success"]
 
     def per_request_metrics() -> None:
-        metrics.queue_depth.set(1)
         metrics.queue_seconds.observe(0.002)
         success.inc()
         metrics.request_seconds.observe(0.004)
 
+    def full_decode() -> None:
+        validate_request(decode_request(body, header_length, max_elements=1 << 30), signature)
+
     steps = {
-        "decode binary request": lambda: decode_request(body, header_length, max_elements=1 << 30),
-        "encode binary response": lambda: encode_response(
-            request, outputs, model_name=workload.name, model_version=workload.version, labels=None
+        "read the request whole (one regular expression)": lambda: parse_whole_request(wire),
+        "decode and check the binary request in full": full_decode,
+        "decode and check it by its cached plan": lambda: plans.decode(body, header_length),
+        "encode the binary response": lambda: encode_response(
+            request, outputs, model_name=workload.name, model_version=workload.version, labels={}
         ),
-        "Prometheus updates of one request": per_request_metrics,
+        "metric updates of one request": per_request_metrics,
     }
     print(f"`{args.model}`, {len(body)}-byte binary request; {cpu_model()}\n")
     print("| step | µs |\n| --- | ---: |")

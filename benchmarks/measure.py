@@ -191,4 +191,8 @@ def run_model(config: BenchConfig, model: str) -> dict[str, Any]:
             result["contenders"][key] = run_contender(
                 contender, config, workload, files[contender.protocol]
             )
+    if "raw" in config.contenders and result["contenders"]:
+        # Again after the servers: a VM's speed drifts within minutes, and the report judges
+        # each server against the faster of the two sweeps.
+        result["raw_after"] = run_raw(config, model)
     return result

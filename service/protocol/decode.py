@@ -57,9 +57,6 @@ class InferRequest:
     # Every input came from the binary section: the JSON header alone decided its structure
     # (what request_plans.py caches).
     all_binary: bool = False
-    # Shared by the requests of one plan: the JSON header of a response whose outputs are all
-    # binary, by the outputs' names, datatypes and shapes (encode.py); None: not kept.
-    response_headers: dict[Any, tuple[bytes, tuple[str, ...]]] | None = None
 
 
 def decode_request(body: bytes, header_length: int | None, *, max_elements: int) -> InferRequest:

@@ -19,8 +19,6 @@ from service.protocol.decode import InferRequest, RequestedOutput
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 _LENGTH_PREFIX = struct.Struct("<I")
-# Response headers kept per request plan (one per distinct set of output shapes).
-_MAX_CACHED_HEADERS = 16
 
 
 def encode_response(
@@ -32,27 +30,16 @@ def encode_response(
     labels: dict[str, tuple[str, ...]],
 ) -> tuple[bytes, int | None]:
     """Returns the body and, when any output is binary, the JSON header's length."""
-    cache = request.response_headers
-    if cache is not None:
-        key = tuple((name, array.dtype.str, array.shape) for name, array in results.items())
-        cached = cache.get(key)
-        if cached is not None:
-            header, names = cached
-            tensors: list[Any] = [np.ascontiguousarray(results[name]) for name in names]
-            return b"".join([header, *tensors]), len(header)
     wanted = request.outputs
     if wanted is None:
         wanted = [RequestedOutput(name, request.binary_output) for name in results]
     outputs: list[dict[str, Any]] = []
     chunks: list[Any] = []
-    # A header that does not depend on the outputs' values can serve the next response too.
-    reusable = cache is not None
     for out in wanted:
         array = results[out.name]
         if out.classification:
             array = classify(array, out.classification, labels.get(out.name))
         datatype = datatype_of(array)
-        reusable = reusable and out.binary and not out.classification and datatype != "BYTES"
         entry: dict[str, Any] = {"name": out.name, "datatype": datatype, "shape": array.shape}
         if out.binary:
             raw = _bytes_binary(array) if datatype == "BYTES" else np.ascontiguousarray(array)
@@ -74,10 +61,6 @@ def encode_response(
     header = orjson.dumps(doc, option=_OPTS)
     if not chunks:
         return header, None
-    if reusable and cache is not None:
-        if len(cache) >= _MAX_CACHED_HEADERS:
-            cache.clear()
-        cache[key] = (header, tuple(out.name for out in wanted))
     return b"".join([header, *chunks]), len(header)
 
 

@@ -15,7 +15,7 @@ nor one with BYTES or JSON-encoded inputs, whose layout depends on the data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,6 @@ class RequestPlan:
     samples: int
     key: tuple[object, ...]
     value_checks: bool
-    response_headers: dict[Any, tuple[bytes, tuple[str, ...]]] = field(default_factory=dict)
 
     def request(self, body: bytes) -> InferRequest:
         inputs = {t.name: np.ndarray(t.shape, t.dtype, body, t.offset) for t in self.tensors}
@@ -64,7 +63,6 @@ class RequestPlan:
             timeout_s=self.timeout_s,
             parameters=self.parameters,
             all_binary=True,
-            response_headers=self.response_headers,
         )
 
 

@@ -254,6 +254,22 @@ def test_targets_are_judged_on_the_figures() -> None:
     assert "**missed**" in render(_results(binary_rps=2700, mlserver_p99=50))
 
 
+def test_servers_are_judged_against_the_faster_raw_sweep() -> None:
+    """The raw sweep after the servers counts when the machine got faster meanwhile."""
+    results = _results(binary_rps=2800, mlserver_p99=97)
+    cnn = results["models"]["cnn"]
+    cnn["raw_after"] = [
+        {"batch": 1, "throughput": 3000.0, "p50_ms": 0.30, "p99_ms": 0.4},
+        {"batch": 32, "throughput": 4000.0, "p50_ms": 8.0, "p99_ms": 9.0},
+    ]
+    targets = evaluate_targets(results)
+    assert "vs raw 4,000/s (batch 32) = 0.70 ×" in targets[0].measured
+    assert targets[0].met is False
+    assert "0.600 ms − 0.300 ms" in targets[3].measured
+    report = render(results)
+    assert "| 32 | 3,500 | 9.100 | 4,000 | 8.000 |" in report
+
+
 def test_json_body_writes_float32_values_as_short_exact_decimals() -> None:
     values = np.array([[0.1234, 1e-7, 3.4028235e38, -0.5]], dtype=np.float32)
     body = json_body({"x": values})

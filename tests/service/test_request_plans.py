@@ -10,7 +10,7 @@ import pytest
 from model_store.schema import Manifest, ModelConfig, Producer, TensorSpec
 from service.batching.assemble import Layout
 from service.errors import BadRequestError
-from service.protocol import ModelSignature, decode_request, encode_response
+from service.protocol import ModelSignature, decode_request
 from service.protocol.request_plans import MAX_PLANS, RequestPlans
 from service.protocol.validate import validate_request
 
@@ -102,22 +102,3 @@ def test_plans_are_bounded() -> None:
         body, header_length = _binary(1 + i % 8)
         plans.decode(body.replace(b'"t"', b'"%04d"' % i, 1), header_length + 3)
     assert 0 < len(plans) <= MAX_PLANS
-
-
-def test_a_cached_response_header_gives_the_same_bytes() -> None:
-    plans = _plans()
-    body, header_length = _binary(2)
-    results = {"out": np.arange(8, dtype=np.float32).reshape(2, 4)}
-    encoded = []
-    for _ in range(3):
-        request = plans.decode(body, header_length).request
-        encoded.append(
-            encode_response(request, results, model_name="m", model_version=1, labels={})
-        )
-    fresh = decode_request(body, header_length, max_elements=1000)
-    expected = encode_response(fresh, results, model_name="m", model_version=1, labels={})
-    assert encoded == [expected] * 3
-    other = {"out": np.ones((2, 4), np.float32)}
-    payload, length = encode_response(request, other, model_name="m", model_version=1, labels={})
-    assert length is not None
-    assert payload[length:] == other["out"].tobytes()

@@ -1,0 +1,111 @@
+"""Two checkouts of the service, A/B, in alternating rounds: what a change did to the CPU each
+request costs.
+
+    git worktree add /tmp/before <commit>
+    python -m benchmarks.compare /tmp/before . [--model cnn] [--concurrency 32] [--rounds 3]
+
+Each round starts the server of each tree in turn (`python -m service` run from that tree, one
+intra-op thread, pinned to core 0), warms it up, drives it with wrk from core 1 and reads every
+server thread's CPU time from /proc around the measured run. Per tree it reports requests per
+second and CPU µs per request of the event loop (the main thread) and of the other threads (the
+batch worker: ONNX Runtime, assembling, splitting). CPU time per request moves far less with a
+drifting VM's speed than throughput does, and alternating the trees spreads the drift over both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.bodies import write_requests
+from benchmarks.config import DEFAULT_STORE, WORK_DIR
+from benchmarks.procstat import thread_times
+from benchmarks.run import cpu_model
+from benchmarks.servers import Launch, free_port, serve
+from benchmarks.workload import load_workload
+from benchmarks.wrk import run_wrk
+
+
+@dataclass(frozen=True)
+class Sample:
+    throughput: float
+    loop_us: float  # event loop CPU per request
+    other_us: float  # every other thread's CPU per request
+    p50_ms: float
+
+
+def _launch(tree: Path, model: str, store: Path) -> Launch:
+    port = free_port()
+    argv = [
+        *(sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+          "runpy.run_module('service', run_name='__main__')", str(tree)),
+        *("--store", str(store), "--port", str(port), "--models", model),
+        *("--model-control-mode", "none", "--providers", "cpu", "--intra-op-threads", "1"),
+        *("--log-level", "warning"),
+    ]  # fmt: skip
+    env = {"INDUCTIVE_BATCHING": "true", "INDUCTIVE_CACHE_DIR": str(WORK_DIR / "cache")}
+    return Launch(argv, port, ready_path=f"/v2/models/{model}/ready", env=env)
+
+
+def measure(tree: Path, args: argparse.Namespace, files: list[Path], path: str) -> Sample:
+    log_path = WORK_DIR / "logs" / f"compare-{tree.name or 'tree'}.log"
+    with serve(_launch(tree, args.model, args.store), core=0, log_path=log_path) as running:
+        url = running.url + path
+        run_wrk(url, files, connections=args.concurrency, duration_s=3, core=1)  # warm-up
+        before = thread_times(running.pid)
+        result = run_wrk(url, files, connections=args.concurrency, duration_s=args.seconds, core=1)
+        after = thread_times(running.pid)
+    requests = max(result.requests, 1)
+
+    def cpu(threads: set[int]) -> float:
+        spent = sum(sum(after[t]) - sum(before.get(t, (0.0, 0.0))) for t in threads)
+        return spent / requests * 1e6
+
+    loop = {running.pid} & after.keys()
+    return Sample(result.throughput, cpu(loop), cpu(after.keys() - loop), result.latency_ms["p50"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
+    parser.add_argument("trees", type=Path, nargs=2, help="two checkouts: before, after")
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    args = parser.parse_args(argv)
+    trees = [tree.resolve() for tree in args.trees]
+    workload = load_workload(args.store, args.model, WORK_DIR / "cache")
+    files = write_requests(workload, "binary", WORK_DIR / "requests")
+    samples: dict[Path, list[Sample]] = {tree: [] for tree in trees}
+    for round_number in range(1, args.rounds + 1):
+        for tree in trees:
+            sample = measure(tree, args, files, workload.path)
+            samples[tree].append(sample)
+            print(
+                f"round {round_number} {tree}: {sample.throughput:,.0f} req/s, event loop "
+                f"{sample.loop_us:.1f} µs/request, other threads {sample.other_us:.1f}, "
+                f"p50 {sample.p50_ms:.2f} ms",
+                flush=True,
+            )
+    print(f"\n`{args.model}`, binary, c={args.concurrency}, {args.rounds} rounds; {cpu_model()}")
+    print(f"load average {os.getloadavg()[0]:.2f}\n")
+    print("| tree | req/s | event loop µs/request | other threads µs/request | p50 ms |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for tree, rows in samples.items():
+        medians = [
+            statistics.median(getattr(s, field) for s in rows)
+            for field in ("throughput", "loop_us", "other_us", "p50_ms")
+        ]
+        print(
+            f"| {tree} | {medians[0]:,.0f} | {medians[1]:.1f} | {medians[2]:.1f} "
+            f"| {medians[3]:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
