@@ -9,7 +9,9 @@ Binary tensor extension only (what wrk sends for the binary contenders). Per req
 is split at the blank line, the JSON header is parsed once per distinct header bytes, the
 tensors are cut out of the body with numpy and queued; a thread runs everything queued
 (requests of one header shape together, concatenated along axis 0) and writes each answer back
-through one `call_soon_threadsafe` per batch.
+through one `call_soon_threadsafe` per batch. Requests of different shapes (variable-length
+sequences) are run in separate groups, unpadded, so for ragged models it does less work than
+a server batching them together and is no bound there; it is one for fixed-shape models.
 
     python benchmarks/contenders/floor_uvloop.py --model model.onnx --name cnn --port 8002
 """
