@@ -160,10 +160,14 @@ class Batcher:
         assert self._loop is not None, "Batcher.start() was not called"
         now = self._clock.now()
         timeout = timeout_s if timeout_s is not None else self._policy.default_timeout_s
+        if not self._policy.merge:
+            key = ()
+        elif key is None:
+            key = batch_key(inputs, self._layout)
         pending = Pending(
             inputs=inputs,
             samples=samples,
-            key=() if not self._policy.merge else key or batch_key(inputs, self._layout),
+            key=key,
             future=self._loop.create_future(),
             enqueued=now,
             deadline=None if timeout is None else now + timeout,

@@ -120,11 +120,12 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
         self._parser_idle = False
 
     def on_headers_complete(self) -> None:
-        limit = self.limit_concurrency
-        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+        if self._over_connection_limit():
             self._start(None, keep_alive=False)
             self._respond_error(
-                UnavailableError(f"too many connections: the server holds {limit} at most"),
+                UnavailableError(
+                    f"too many connections: the server holds {self.limit_concurrency} at most"
+                ),
                 close=True,
             )
             self.state.metrics.rejected.labels("overloaded").inc()
@@ -182,13 +183,16 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
         (a pipelined one must wait its turn, which uvicorn's queue handles), no CORS to apply, and
         room under the connection limit (the refusal is httptools' path)."""
         cycle = self.cycle
-        limit = self.limit_concurrency
         return (
             (cycle is None or cycle.response_complete)
             and not self.state.settings.cors_origins
-            and (limit is None or (len(self.connections) < limit and len(self.tasks) < limit))
+            and not self._over_connection_limit()
             and not self.transport.is_closing()
         )
+
+    def _over_connection_limit(self) -> bool:
+        limit = self.limit_concurrency
+        return limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)
 
     def _serve_whole(self, request: WholeRequest) -> None:
         """What the parser callbacks do for a request, in one go."""

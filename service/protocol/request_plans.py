@@ -70,7 +70,7 @@ class RequestPlan:
 class Decoded:
     request: InferRequest
     samples: int
-    key: tuple[object, ...]
+    key: tuple[object, ...] | None  # its batch key when a plan holds it; None: the batcher's job
 
 
 class RequestPlans:
@@ -104,21 +104,18 @@ class RequestPlans:
         request = decode_request(body, header_length, max_elements=self._max_elements)
         samples = check_structure(request, self._signature)
         check_values(request, self._signature)
-        key = batch_key(request.inputs, self._layout)
-        if header is not None and request.all_binary and request.id is None:
-            self._keep(header, len(body), request, samples, key)
-        return Decoded(request, samples, key)
+        if (
+            header is None
+            or not request.all_binary
+            or request.id is not None
+            or "BYTES" in request.datatypes.values()
+        ):
+            return Decoded(request, samples, None)
+        return Decoded(request, samples, self._keep(header, len(body), request, samples).key)
 
     def _keep(
-        self,
-        header: bytes,
-        body_length: int,
-        request: InferRequest,
-        samples: int,
-        key: tuple[object, ...],
-    ) -> None:
-        if any(t == "BYTES" for t in request.datatypes.values()):
-            return
+        self, header: bytes, body_length: int, request: InferRequest, samples: int
+    ) -> RequestPlan:
         tensors = []
         offset = len(header)
         for name, array in request.inputs.items():
@@ -126,7 +123,7 @@ class RequestPlans:
             offset += array.nbytes
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()
-        self._plans[header] = RequestPlan(
+        plan = self._plans[header] = RequestPlan(
             body_length=body_length,
             tensors=tuple(tensors),
             datatypes=request.datatypes,
@@ -135,6 +132,7 @@ class RequestPlans:
             timeout_s=request.timeout_s,
             parameters=request.parameters,
             samples=samples,
-            key=key,
+            key=batch_key(request.inputs, self._layout),
             value_checks=needs_value_checks(request, self._signature),
         )
+        return plan
