@@ -1,20 +1,24 @@
-"""The dynamic batcher of one model version: an asyncio queue in front of a worker thread.
+"""The dynamic batcher of one model version: a queue on the event loop in front of a worker thread.
 
-A request is a `Pending` holding its inputs and a future. One loop per version takes compatible
+A request is a `Pending` holding its inputs and a future. Dispatch is driven by callbacks, not a
+task: a request arriving at an idle batcher schedules one `_dispatch` for the end of this loop
+iteration (so every request read in the same iteration can join it), and a finished batch
+dispatches the next one straight from its completion callback. `_dispatch` takes compatible
 requests off the queue until the batch is full (max batch size, or a preferred size with nothing
-more waiting) or the oldest request has waited the max queue delay, runs the batch in a dedicated
-worker thread (ONNX Runtime releases the GIL, so the event loop keeps accepting requests), and
-resolves each request's future with its own slice of the outputs.
+more waiting) or the oldest request has waited the max queue delay (a timer then calls it again),
+and hands the batch to the worker thread (ONNX Runtime releases the GIL, so the event loop keeps
+accepting requests), whose outcome resolves each request's future with its own slice.
 
 While a batch computes, new requests pile up; the next batch takes them at once because their
 delay window has already passed — under load batches grow by themselves, at low load a request
-waits at most the max queue delay.
+waits at most the max queue delay. A task awaiting an `asyncio.Event` did the same with a
+coroutine step, an event waiter and a chained future per batch, and one loop iteration more
+between a batch finishing and its answers going out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -45,22 +49,25 @@ Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 Result = dict[str, np.ndarray]
 
 
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
 class Clock(Protocol):
     """Time as the batcher sees it; tests substitute a fake one."""
 
     def now(self) -> float: ...
 
-    async def wait(self, event: asyncio.Event, timeout: float) -> None:
-        """Returns when `event` is set or `timeout` seconds have passed, whichever comes first."""
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        """Calls `callback` on the event loop once `delay` seconds have passed."""
 
 
 class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
 
-    async def wait(self, event: asyncio.Event, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(delay, callback)
 
 
 @dataclass(frozen=True)
@@ -110,13 +117,15 @@ class Batcher:
         self._metrics = metrics
         self._clock = clock or MonotonicClock()
         self._queue: deque[Pending] = deque()
-        self._arrived = asyncio.Event()
         self._closing = False
         self._worker_nice = worker_nice
         self._worker: Worker | None = None
-        self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._busy = False
+        self._busy = False  # a batch is in the worker thread
+        self._dispatch_due = False  # a `_dispatch` is scheduled for this loop iteration
+        self._window: Timer | None = None  # calls `_dispatch` when the head's delay window ends
+        self._window_end = 0.0
+        self._drained: asyncio.Future[None] | None = None  # set by `close`
         # Read when /metrics is scraped rather than set on every request (a lock each time).
         metrics.queue_depth.set_function(lambda: len(self._queue))
 
@@ -126,7 +135,6 @@ class Batcher:
         self._loop = asyncio.get_running_loop()
         nice, label = self._worker_nice, self.label
         self._worker = Worker(f"infer-{label}", on_start=lambda: _lower_priority(nice, label))
-        self._task = self._loop.create_task(self._run(), name=f"batcher-{self.label}")
 
     @property
     def depth(self) -> int:
@@ -157,7 +165,8 @@ class Batcher:
         """Queues a validated request; its future resolves with that request's outputs. `key`
         is its `batch_key`, when the caller has it already."""
         self.check_capacity()
-        assert self._loop is not None, "Batcher.start() was not called"
+        loop = self._loop
+        assert loop is not None, "Batcher.start() was not called"
         now = self._clock.now()
         timeout = timeout_s if timeout_s is not None else self._policy.default_timeout_s
         if not self._policy.merge:
@@ -168,14 +177,17 @@ class Batcher:
             inputs=inputs,
             samples=samples,
             key=key,
-            future=self._loop.create_future(),
+            future=loop.create_future(),
             enqueued=now,
             deadline=None if timeout is None else now + timeout,
         )
         self._queue.append(pending)
         if timeout is not None:
-            self._loop.call_later(timeout, self._expire, pending, timeout)
-        self._arrived.set()
+            loop.call_later(timeout, self._expire, pending, timeout)
+        if not self._busy and not self._dispatch_due:
+            # Not at once: the other requests read in this loop iteration may join the batch.
+            self._dispatch_due = True
+            loop.call_soon(self._dispatch)
         return pending.future
 
     def _expire(self, pending: Pending, timeout: float) -> None:
@@ -190,60 +202,85 @@ class Batcher:
     async def close(self) -> None:
         """Refuses new requests, runs everything queued, then stops the worker thread."""
         self._closing = True
-        self._arrived.set()
-        if self._task is not None:
-            await self._task
+        if self._loop is not None:
+            if self._drained is None:
+                self._drained = self._loop.create_future()
+                self._dispatch()
+            await asyncio.shield(self._drained)
         if self._worker is not None:
             self._worker.stop()
 
-    # --- the batching loop ---------------------------------------------------------------
+    # --- dispatch (event loop) -----------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            self._purge()
-            if not self._queue:
-                if self._closing:
-                    return
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
-            batch = await self._gather()
-            if not batch:
-                continue
-            try:
-                await self._execute(batch)
-            except Exception as exc:  # never let one batch stop the loop: later requests would hang
-                log.exception("batcher of %s failed on a batch", self.label)
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(_as_service_error(exc, self.label))
+    def _dispatch(self) -> None:
+        """Starts the next batch if the worker is free and one is ready; otherwise arms the
+        timer of the head's delay window. Called when a request arrives at an idle batcher,
+        when a batch finishes, and when the window ends."""
+        self._dispatch_due = False
+        if self._busy:
+            return  # the batch in flight dispatches the next when it finishes
+        self._purge()
+        if not self._queue:
+            self._cancel_window()
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
+            return
+        batch = self._ready_batch()
+        if batch is None:
+            return
+        self._cancel_window()
+        try:
+            self._launch(batch)
+        except Exception as exc:  # never strand a batch: its clients would hang
+            log.exception("batcher of %s failed to start a batch", self.label)
+            self._busy = False
+            self._fail(batch, exc)
+            self._soon()
+
+    def _soon(self) -> None:
+        if not self._dispatch_due:
+            self._dispatch_due = True
+            assert self._loop is not None
+            self._loop.call_soon(self._dispatch)
 
     def _purge(self) -> None:
         """Drops requests already answered (timed out, or their client went away)."""
         while self._queue and self._queue[0].future.done():
             self._queue.popleft()
 
-    async def _gather(self) -> list[Pending]:
+    def _ready_batch(self) -> list[Pending] | None:
+        """The batch to run now, or None (with the window's timer armed) to wait for more."""
         policy = self._policy
+        if not policy.merge:
+            return [self._queue.popleft()]
+        if self._closing:
+            return self._take(policy.max_batch_size)
+        available = self._compatible_samples()
         window_end = self._queue[0].enqueued + policy.max_queue_delay_s
-        while True:
-            self._purge()
-            if not self._queue:
-                return []
-            available = self._compatible_samples()
-            if (
-                not policy.merge
-                or self._closing
-                or available >= policy.max_batch_size
-                or self._clock.now() >= window_end
-            ):
-                return self._take(policy.max_batch_size)
-            # As Triton does: a preferred size that can be formed runs now, without waiting.
-            preferred = [p for p in policy.preferred_batch_sizes if p <= available]
-            if preferred:
-                return self._take(max(preferred))
-            self._arrived.clear()
-            await self._clock.wait(self._arrived, window_end - self._clock.now())
+        if available >= policy.max_batch_size or self._clock.now() >= window_end:
+            return self._take(policy.max_batch_size)
+        # As Triton does: a preferred size that can be formed runs now, without waiting.
+        preferred = [p for p in policy.preferred_batch_sizes if p <= available]
+        if preferred:
+            return self._take(max(preferred))
+        if self._window is None or self._window_end != window_end:
+            self._cancel_window()
+            self._window_end = window_end
+            delay = window_end - self._clock.now()
+            self._window = self._clock.call_later(delay, self._window_ended)
+        return None
+
+    def _window_ended(self) -> None:
+        # The loop's timers run on their own clock (libuv's is cached per iteration, in whole
+        # milliseconds), so this may come a little before `now()` reaches the window's end;
+        # `_dispatch` then arms a new timer for the rest.
+        self._window = None
+        self._dispatch()
+
+    def _cancel_window(self) -> None:
+        if self._window is not None:
+            self._window.cancel()
+            self._window = None
 
     def _compatible_samples(self) -> int:
         head = self._queue[0].key
@@ -258,9 +295,6 @@ class Batcher:
     def _take(self, limit: int) -> list[Pending]:
         """The head and the compatible requests behind it, up to `limit` samples, in order."""
         head = self._queue[0]
-        if not self._policy.merge:
-            self._queue.popleft()
-            return [head]
         batch: list[Pending] = []
         kept: deque[Pending] = deque()
         samples = 0
@@ -279,26 +313,41 @@ class Batcher:
         self._queue = kept
         return batch
 
-    async def _execute(self, batch: list[Pending]) -> None:
+    def _launch(self, batch: list[Pending]) -> None:
         assert self._worker is not None
         start = self._clock.now()
+        observe = self._metrics.queue_seconds.observe
         for p in batch:
             p.started = True
-            self._metrics.queue_seconds.observe(start - p.enqueued)
+            observe(start - p.enqueued)
         self._busy = True
+        self._worker.submit(partial(self._compute, batch), partial(self._finished, batch))
+
+    def _finished(
+        self, batch: list[Pending], outcome: _Outcome | None, error: BaseException | None
+    ) -> None:
+        """Event loop, when the worker is done with `batch`: the next batch starts first (the
+        worker is idle until it does), then every request gets its answer."""
+        self._busy = False
+        self._dispatch()
+        if outcome is None:  # a bug in assembling, not the model: fail this batch only
+            log.error("batch of %s failed outside the model", self.label, exc_info=error)
+            self._fail(batch, error or RuntimeError("batch failed"))
+            return
         try:
-            outcome = await self._worker.run(partial(self._compute, batch))
-        except Exception as exc:  # a bug in assembling, not the model: fail this batch only
-            log.exception("batch of %s failed outside the model", self.label)
-            outcome = _Outcome([exc] * len(batch), 0.0)
-        finally:
-            self._busy = False
-        samples = sum(p.samples for p in batch)
+            self._deliver(batch, outcome)
+        except Exception as exc:
+            log.exception("batcher of %s failed to deliver a batch", self.label)
+            self._fail(batch, exc)
+
+    def _deliver(self, batch: list[Pending], outcome: _Outcome) -> None:
         if outcome.compute_s:
-            self._metrics.compute_seconds.observe(outcome.compute_s)
-            self._metrics.batch_size.observe(samples)
-            self._metrics.execution_count.inc(len(batch) if outcome.ran_alone else 1)
-            self._metrics.inference_count.inc(samples)
+            samples = sum(p.samples for p in batch)
+            metrics = self._metrics
+            metrics.compute_seconds.observe(outcome.compute_s)
+            metrics.batch_size.observe(samples)
+            metrics.execution_count.inc(len(batch) if outcome.ran_alone else 1)
+            metrics.inference_count.inc(samples)
         for p, result in zip(batch, outcome.results, strict=True):
             if p.future.done():  # the client went away; its neighbours are unaffected
                 continue
@@ -306,6 +355,13 @@ class Batcher:
                 p.future.set_exception(_as_service_error(result, self.label))
             else:
                 p.future.set_result(result)
+
+    def _fail(self, batch: list[Pending], exc: BaseException) -> None:
+        for p in batch:
+            if not p.future.done():
+                p.future.set_exception(_as_service_error(exc, self.label))
+
+    # --- the worker thread ---------------------------------------------------------------
 
     def _compute(self, batch: list[Pending]) -> _Outcome:
         """Worker thread: one run for the whole batch; if it fails, each request alone, so a

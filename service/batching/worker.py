@@ -2,8 +2,9 @@
 
 `loop.run_in_executor` costs, per batch, a `concurrent.futures.Future` (a Condition and its
 locks), the executor's work queue and semaphore, and an asyncio future chained to it through two
-callbacks. Here a batch is one `SimpleQueue.put` (C) to a thread that runs it and one
-`call_soon_threadsafe` to resolve the loop's future: the handoff that every batch pays, and at
+callbacks, and the coroutine awaiting it resumes one loop iteration after the result lands. Here
+a batch is one `SimpleQueue.put` (C) to a thread that runs it and one `call_soon_threadsafe` that
+calls the caller's completion callback on its loop: the handoff that every batch pays, and at
 concurrency 1 every request.
 """
 
@@ -19,24 +20,24 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_Job = tuple[Callable[[], Any], asyncio.Future[Any]]
+# Called on the event loop with the job's result, or with None and the exception it raised.
+Done = Callable[[T | None, BaseException | None], None]
+_Job = tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]]
 
 
 class Worker:
-    """One thread running jobs in order; `run` is called from the event loop."""
+    """One thread running jobs in order for the event loop it was created on."""
 
     def __init__(self, name: str, on_start: Callable[[], None] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._on_start = on_start
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
-    def run(self, job: Callable[[], T]) -> asyncio.Future[T]:
-        """Queues `job`; the future resolves on the calling loop with its result or exception."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[T] = loop.create_future()
+    def submit(self, job: Callable[[], T], done: Done[T]) -> None:
+        """Queues `job`; `done` is called on the loop when it has run."""
         self._jobs.put((job, done))
-        return done
 
     def stop(self) -> None:
         """Lets queued jobs finish, then ends the thread."""
@@ -50,19 +51,10 @@ class Worker:
             job, done = item
             try:
                 outcome: Any = job()
-                failed = False
-            except BaseException as exc:  # handed to the awaiting coroutine, like an executor
-                outcome, failed = exc, True
+                error: BaseException | None = None
+            except BaseException as exc:  # handed to the loop, like an executor would
+                outcome, error = None, exc
             try:
-                done.get_loop().call_soon_threadsafe(_resolve, done, outcome, failed)
+                self._loop.call_soon_threadsafe(done, outcome, error)
             except RuntimeError:  # the loop closed meanwhile: nobody is waiting any more
                 log.debug("a job finished after its event loop closed")
-
-
-def _resolve(done: asyncio.Future[Any], outcome: Any, failed: bool) -> None:
-    if done.cancelled():
-        return
-    if failed:
-        done.set_exception(outcome)
-    else:
-        done.set_result(outcome)

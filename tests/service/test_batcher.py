@@ -34,28 +34,37 @@ def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     return run
 
 
+class FakeTimer:
+    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class FakeClock:
-    """Time moves only when the test says so; `wait` wakes on the event or on `advance`."""
+    """Time moves only when the test says so; a timer fires on the `advance` that passes it."""
 
     def __init__(self) -> None:
         self.t = 0.0
-        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._timers: list[FakeTimer] = []
 
     def now(self) -> float:
         return self.t
 
-    async def wait(self, event: asyncio.Event, timeout: float) -> None:
-        alarm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self.t + timeout, alarm))
-        waiter = asyncio.ensure_future(event.wait())
-        await asyncio.wait({alarm, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+    def call_later(self, delay: float, callback: Callable[[], None]) -> FakeTimer:
+        timer = FakeTimer(self.t + delay, callback)
+        self._timers.append(timer)
+        return timer
 
     async def advance(self, seconds: float) -> None:
         self.t += seconds
-        for deadline, alarm in self._sleepers:
-            if deadline <= self.t and not alarm.done():
-                alarm.set_result(None)
+        due = [t for t in self._timers if t.deadline <= self.t and not t.cancelled]
+        self._timers = [t for t in self._timers if t not in due and not t.cancelled]
+        for timer in due:
+            timer.callback()
         await settle()
 
 
@@ -344,3 +353,99 @@ def test_source_locations_are_cut_from_onnx_runtime_messages() -> None:
     )
     plain = "Status Message: indices out of bounds (3 >= 2)"
     assert _without_source_locations(plain) == plain
+
+
+@run_async
+async def test_requests_queued_in_one_loop_iteration_share_a_batch(runner: FakeRunner) -> None:
+    """With no delay window at all, requests read in the same iteration still run together:
+    dispatch waits for the end of the iteration, not for the first request."""
+    b = _batcher(runner, FakeClock(), max_queue_delay_s=0.0)
+    b.start()
+    futures = [b.submit(_x([i, i]), 1) for i in range(3)]
+    await settle()
+    assert [len(batch["x"]) for batch in runner.batches] == [3]
+    assert [f.result()["y"][0, 0] for f in futures] == [0, 2, 4]
+    await b.close()
+
+
+@run_async
+async def test_requests_arriving_during_a_batch_run_right_after_it(runner: FakeRunner) -> None:
+    b = _batcher(runner, FakeClock(), max_queue_delay_s=0.0)
+    b.start()
+    runner.gate.clear()
+    first = b.submit(_x([1, 1]), 1)
+    await settle()
+    later = [b.submit(_x([i, i]), 1) for i in range(2, 5)]
+    await settle()
+    assert not first.done()
+    runner.gate.set()
+    await settle()
+    assert [len(batch["x"]) for batch in runner.batches] == [1, 3]
+    assert [f.result()["y"][0, 0] for f in (first, *later)] == [2, 4, 6, 8]
+    await b.close()
+
+
+@run_async
+async def test_a_batch_failing_outside_the_model_fails_alone(runner: FakeRunner) -> None:
+    """A fault of ours while a batch is handled fails that batch's requests (500), and the
+    batcher goes on serving the next ones."""
+    b = _batcher(runner, FakeClock(), max_queue_delay_s=0.0)
+    b.start()
+    compute = b._compute
+    calls = 0
+
+    def broken_once(batch: list[object]) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KeyError("a bug")
+        return compute(batch)  # type: ignore[arg-type]
+
+    b._compute = broken_once  # type: ignore[method-assign]
+    doomed = b.submit(_x([1, 1]), 1)
+    await settle()
+    with pytest.raises(ModelExecutionError, match="a bug"):
+        doomed.result()
+    fine = b.submit(_x([2, 2]), 1)
+    await settle()
+    assert fine.result()["y"].tolist() == [[4, 4]]
+    await b.close()
+
+
+@run_async
+async def test_close_waits_for_the_batch_in_flight(runner: FakeRunner) -> None:
+    b = _batcher(runner, FakeClock(), max_queue_delay_s=0.0)
+    b.start()
+    runner.gate.clear()
+    first = b.submit(_x([1, 1]), 1)
+    await settle()
+    queued = b.submit(_x([2, 2]), 1)
+    closers = [asyncio.ensure_future(b.close()) for _ in range(2)]
+    await settle()
+    assert not any(c.done() for c in closers)
+    runner.gate.set()
+    await asyncio.wait_for(asyncio.gather(*closers), 5)
+    assert first.result()["y"].tolist() == [[2, 2]]
+    assert queued.result()["y"].tolist() == [[4, 4]]
+    assert b.idle
+
+
+class EarlyClock(FakeClock):
+    """Timers fire up to 1 ms early, as the event loop's own (cached, whole-ms) clock lets them."""
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> FakeTimer:
+        return super().call_later(max(delay - 0.001, 0.0), callback)
+
+
+@run_async
+async def test_a_window_timer_firing_early_is_armed_again(runner: FakeRunner) -> None:
+    clock = EarlyClock()
+    b = _batcher(runner, clock)  # a 10 ms window
+    b.start()
+    request = b.submit(_x([1, 1]), 1)
+    await settle()
+    await clock.advance(0.0095)  # the timer fires, the window has not ended
+    assert runner.batches == []
+    await clock.advance(0.0006)  # the timer armed for the rest fires
+    assert request.result()["y"].tolist() == [[2, 2]]
+    await b.close()
