@@ -155,6 +155,8 @@ def _tensor_header(raw: object, max_elements: int) -> tuple[str, str, tuple[int,
     if not isinstance(name, str) or not name:
         raise BadRequestError("an input has no 'name'")
     datatype = raw.get("datatype")
+    if not isinstance(datatype, str):  # a list or an object is not even hashable
+        raise BadRequestError(f"input '{name}': 'datatype' must be a string")
     if datatype not in NUMPY_DTYPES:
         raise BadRequestError(
             f"input '{name}': unknown datatype {datatype!r} (one of {', '.join(NUMPY_DTYPES)})"

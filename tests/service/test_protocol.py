@@ -38,7 +38,7 @@ json_values = st.recursive(
 )
 tensor = st.fixed_dictionaries(
     {"name": st.sampled_from(["x", "y", ""]),
-     "datatype": st.sampled_from([*NUMPY_DTYPES, "FP8", 3]),
+     "datatype": st.sampled_from([*NUMPY_DTYPES, "FP8", 3]) | json_values,
      "shape": st.lists(st.integers(-2, 6), max_size=4) | json_values},
     optional={"data": json_values,
               "parameters": st.fixed_dictionaries({}, optional={
