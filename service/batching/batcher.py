@@ -1,18 +1,19 @@
 """The dynamic batcher of one model version: a queue on the event loop in front of a worker thread.
 
-A request is a `Pending` holding its inputs and a future. Dispatch is driven by callbacks, not a
-task: a request arriving at an idle batcher schedules one `_dispatch` for the end of this loop
-iteration (so every request read in the same iteration can join it), and a finished batch
-dispatches the next one straight from its completion callback. `_dispatch` takes compatible
-requests off the queue until the batch is full (max batch size, or a preferred size with nothing
-more waiting) or the oldest request has waited the max queue delay (a timer then calls it again),
-and hands the batch to the worker thread (ONNX Runtime releases the GIL, so the event loop keeps
-accepting requests), whose outcome resolves each request's future with its own slice.
+A request is a `Pending` holding its inputs and a `Ticket` (ticket.py) for its answer. Dispatch is
+driven by callbacks, not a task: a request arriving at an idle batcher schedules one `_dispatch`
+for the end of this loop iteration (so every request read in the same iteration can join it), and a
+finished batch dispatches the next one straight from its completion callback. `_dispatch` takes
+compatible requests off the queue until the batch is full (max batch size, or a preferred size with
+nothing more waiting) or the oldest request has waited the max queue delay (a timer then calls it
+again), and hands the batch to the worker thread (ONNX Runtime releases the GIL, so the event loop
+keeps accepting requests), whose outcome resolves each request's ticket with its own slice: the
+answer reaches its connection in the same loop iteration as the batch's.
 
 While a batch computes, new requests pile up; the next batch takes them at once because their
 delay window has already passed — under load batches grow by themselves, at low load a request
 waits at most the max queue delay. A task awaiting an `asyncio.Event` did the same with a
-coroutine step, an event waiter and a chained future per batch, and one loop iteration more
+coroutine step, an event waiter and a chained future per batch, and two loop iterations more
 between a batch finishing and its answers going out.
 """
 
@@ -33,6 +34,7 @@ from typing import Protocol
 import numpy as np
 
 from service.batching.assemble import Layout, assemble, batch_key, split
+from service.batching.ticket import Ticket
 from service.batching.worker import Worker
 from service.errors import (
     ModelExecutionError,
@@ -86,7 +88,7 @@ class Pending:
     inputs: dict[str, np.ndarray]
     samples: int
     key: tuple[object, ...]
-    future: asyncio.Future[Result]
+    ticket: Ticket[Result]
     enqueued: float
     deadline: float | None
     started: bool = False
@@ -161,8 +163,8 @@ class Batcher:
         samples: int,
         timeout_s: float | None = None,
         key: tuple[object, ...] | None = None,
-    ) -> asyncio.Future[Result]:
-        """Queues a validated request; its future resolves with that request's outputs. `key`
+    ) -> Ticket[Result]:
+        """Queues a validated request; its ticket resolves with that request's outputs. `key`
         is its `batch_key`, when the caller has it already."""
         self.check_capacity()
         loop = self._loop
@@ -177,7 +179,7 @@ class Batcher:
             inputs=inputs,
             samples=samples,
             key=key,
-            future=loop.create_future(),
+            ticket=Ticket(),
             enqueued=now,
             deadline=None if timeout is None else now + timeout,
         )
@@ -188,11 +190,11 @@ class Batcher:
             # Not at once: the other requests read in this loop iteration may join the batch.
             self._dispatch_due = True
             loop.call_soon(self._dispatch)
-        return pending.future
+        return pending.ticket
 
     def _expire(self, pending: Pending, timeout: float) -> None:
-        if not pending.started and not pending.future.done():
-            pending.future.set_exception(
+        if not pending.started and not pending.ticket.done():
+            pending.ticket.set_exception(
                 RequestTimeoutError(
                     f"request timed out after {timeout * 1000:.1f} ms waiting in the queue of "
                     f"model {self.label}"
@@ -245,7 +247,7 @@ class Batcher:
 
     def _purge(self) -> None:
         """Drops requests already answered (timed out, or their client went away)."""
-        while self._queue and self._queue[0].future.done():
+        while self._queue and self._queue[0].ticket.done():
             self._queue.popleft()
 
     def _ready_batch(self) -> list[Pending] | None:
@@ -286,7 +288,7 @@ class Batcher:
         head = self._queue[0].key
         total = 0
         for p in self._queue:
-            if p.key == head and not p.future.done():
+            if p.key == head and not p.ticket.done():
                 total += p.samples
                 if total >= self._policy.max_batch_size:
                     break
@@ -300,7 +302,7 @@ class Batcher:
         samples = 0
         while self._queue:
             p = self._queue.popleft()
-            if p.future.done():
+            if p.ticket.done():
                 continue
             if p.key == head.key and samples + p.samples <= limit:
                 batch.append(p)
@@ -349,17 +351,17 @@ class Batcher:
             metrics.execution_count.inc(len(batch) if outcome.ran_alone else 1)
             metrics.inference_count.inc(samples)
         for p, result in zip(batch, outcome.results, strict=True):
-            if p.future.done():  # the client went away; its neighbours are unaffected
+            if p.ticket.done():  # the client went away; its neighbours are unaffected
                 continue
             if isinstance(result, BaseException):
-                p.future.set_exception(_as_service_error(result, self.label))
+                p.ticket.set_exception(_as_service_error(result, self.label))
             else:
-                p.future.set_result(result)
+                p.ticket.set_result(result)
 
     def _fail(self, batch: list[Pending], exc: BaseException) -> None:
         for p in batch:
-            if not p.future.done():
-                p.future.set_exception(_as_service_error(exc, self.label))
+            if not p.ticket.done():
+                p.ticket.set_exception(_as_service_error(exc, self.label))
 
     # --- the worker thread ---------------------------------------------------------------
 

@@ -4,8 +4,8 @@ Under uvicorn every request costs a scope dict, an `asyncio.Event`, a task runni
 and `receive`/`send` coroutines exchanging message dicts. For `POST …/infer` that machinery
 was ≈ 20 % of the server's time at concurrency 32 (benchmarks/results/profile/). Here the
 protocol itself drives an `InferCall` (infer.py): the body is collected as httptools parses it,
-the request is queued on its batcher as soon as the message is complete, and the batcher's
-future writes the response bytes straight to the transport. Every other request, and inference
+the request is queued on its batcher as soon as the message is complete, and its ticket
+writes the response bytes straight to the transport. Every other request, and inference
 requests this path does not take (percent-encoded paths, CORS, pipelined behind another), go
 to the ASGI app as before.
 
@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
+from service.batching.ticket import Ticket
 from service.errors import PayloadTooLargeError, ServiceError, UnavailableError
 from service.http.guard import GuardedHttpToolsProtocol
 from service.http.infer import Headers, InferCall, Results, parse_infer_path
@@ -245,7 +246,7 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
         self._reading = exchange
         return exchange
 
-    def _on_result(self, exchange: _Exchange, pending: asyncio.Future[Results]) -> None:
+    def _on_result(self, exchange: _Exchange, pending: Ticket[Results]) -> None:
         call = exchange.call
         assert call is not None
         if self._answering is exchange:
@@ -312,7 +313,7 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
 
     def _abandon(self, exchange: _Exchange) -> None:
         exchange.disconnected = True
-        pending: asyncio.Future[Any] | None = exchange.scope.get(PENDING_KEY)
+        pending: Ticket[Any] | None = exchange.scope.get(PENDING_KEY)
         if pending is not None and not pending.done():
             pending.cancel()  # dropped from the batcher's queue; _on_result closes the call
         elif exchange.call is not None:

@@ -21,7 +21,7 @@ per body chunk: no timer is armed or cancelled per request; the sweep walks the 
 `receive()`.
 
 A client that disconnects while its request waits in a batcher's queue cancels that request's
-future (`PENDING_KEY` in the scope): the batcher skips it when it forms the next batch.
+ticket (`PENDING_KEY` in the scope): the batcher skips it when it forms the next batch.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.batching.ticket import Ticket
 from service.http.state import PENDING_KEY
 
 log = logging.getLogger("service.http")
@@ -98,10 +99,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The client is gone: a request of its still waiting in a batcher's queue is dropped
-        # from it (the future the app registered in its scope), nothing computes for nobody.
+        # from it (the ticket the app registered in its scope), nothing computes for nobody.
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            pending: asyncio.Future[Any] | None = cycle.scope.get(PENDING_KEY)  # type: ignore[assignment]
+            pending: Ticket[Any] | None = cycle.scope.get(PENDING_KEY)  # type: ignore[assignment]
             if pending is not None and not pending.done():
                 pending.cancel()
         super().connection_lost(exc)

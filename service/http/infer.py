@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from service.batching.ticket import Ticket
 from service.errors import (
     BadRequestError,
     ModelInputError,
@@ -148,8 +149,8 @@ class InferCall:
                 f"request body of {self.declared} bytes is above the limit of {limit} bytes"
             )
 
-    def submit(self, body: bytes) -> asyncio.Future[Results]:
-        """Decodes, validates and queues the request; the future resolves with its outputs."""
+    def submit(self, body: bytes) -> Ticket[Results]:
+        """Decodes, validates and queues the request; the ticket resolves with its outputs."""
         # From the lookup to `submit` nothing awaits, so a version being replaced cannot close
         # its queue in between: the request lands in the old queue (which drains) or the new.
         served = self.served = self.state.manager.lookup(

@@ -8,7 +8,7 @@ from service.metrics import Metrics
 from service.repository import ModelManager
 from service.settings import Settings
 
-# Scope key under which the inference route puts the future of its request queued in a batcher;
+# Scope key under which the inference route puts the ticket of its request queued in a batcher;
 # the connection guard (guard.py) cancels it when the client disconnects.
 PENDING_KEY = "inductive.pending"
 
