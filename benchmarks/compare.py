@@ -3,6 +3,7 @@ request costs.
 
     git worktree add /tmp/before <commit>
     python -m benchmarks.compare /tmp/before . [--model cnn] [--concurrency 32] [--rounds 3]
+    python -m benchmarks.compare floor .        # the floor contender against this tree
 
 Each round starts the server of each tree in turn (`python -m service` run from that tree, one
 intra-op thread, pinned to core 0), warms it up, drives it with wrk from core 1 and reads every
@@ -22,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.bodies import write_requests
-from benchmarks.config import DEFAULT_STORE, WORK_DIR
+from benchmarks.config import CONTENDERS, DEFAULT_STORE, WORK_DIR, BenchConfig
+from benchmarks.measure import launch_for
 from benchmarks.procstat import thread_times
 from benchmarks.run import cpu_model
 from benchmarks.servers import Launch, free_port, serve
-from benchmarks.workload import load_workload
+from benchmarks.workload import Workload, load_workload
 from benchmarks.wrk import run_wrk
 
 
@@ -51,10 +53,17 @@ def _launch(tree: Path, model: str, store: Path) -> Launch:
     return Launch(argv, port, ready_path=f"/v2/models/{model}/ready", env=env)
 
 
-def measure(tree: Path, args: argparse.Namespace, files: list[Path], path: str) -> Sample:
+_FLOOR = Path("floor")  # in place of a tree: contenders/floor_uvloop.py
+
+
+def measure(tree: Path, args: argparse.Namespace, files: list[Path], workload: Workload) -> Sample:
     log_path = WORK_DIR / "logs" / f"compare-{tree.name or 'tree'}.log"
-    with serve(_launch(tree, args.model, args.store), core=0, log_path=log_path) as running:
-        url = running.url + path
+    if tree == _FLOOR:
+        launch = launch_for(CONTENDERS["floor"], BenchConfig(store=args.store), workload)
+    else:
+        launch = _launch(tree, args.model, args.store)
+    with serve(launch, core=0, log_path=log_path) as running:
+        url = running.url + workload.path
         run_wrk(url, files, connections=args.concurrency, duration_s=3, core=1)  # warm-up
         before = thread_times(running.pid)
         result = run_wrk(url, files, connections=args.concurrency, duration_s=args.seconds, core=1)
@@ -71,20 +80,22 @@ def measure(tree: Path, args: argparse.Namespace, files: list[Path], path: str) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
-    parser.add_argument("trees", type=Path, nargs=2, help="two checkouts: before, after")
+    parser.add_argument(
+        "trees", type=Path, nargs=2, help="two checkouts (before, after); `floor` for the floor"
+    )
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
     args = parser.parse_args(argv)
-    trees = [tree.resolve() for tree in args.trees]
+    trees = [tree if tree == _FLOOR else tree.resolve() for tree in args.trees]
     workload = load_workload(args.store, args.model, WORK_DIR / "cache")
     files = write_requests(workload, "binary", WORK_DIR / "requests")
     samples: dict[Path, list[Sample]] = {tree: [] for tree in trees}
     for round_number in range(1, args.rounds + 1):
         for tree in trees:
-            sample = measure(tree, args, files, workload.path)
+            sample = measure(tree, args, files, workload)
             samples[tree].append(sample)
             print(
                 f"round {round_number} {tree}: {sample.throughput:,.0f} req/s, event loop "

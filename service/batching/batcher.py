@@ -90,7 +90,6 @@ class Pending:
     key: tuple[object, ...]
     ticket: Ticket[Result]
     enqueued: float
-    deadline: float | None
     started: bool = False
 
 
@@ -169,7 +168,6 @@ class Batcher:
         self.check_capacity()
         loop = self._loop
         assert loop is not None, "Batcher.start() was not called"
-        now = self._clock.now()
         timeout = timeout_s if timeout_s is not None else self._policy.default_timeout_s
         if not self._policy.merge:
             key = ()
@@ -180,16 +178,13 @@ class Batcher:
             samples=samples,
             key=key,
             ticket=Ticket(),
-            enqueued=now,
-            deadline=None if timeout is None else now + timeout,
+            enqueued=self._clock.now(),
         )
         self._queue.append(pending)
         if timeout is not None:
             loop.call_later(timeout, self._expire, pending, timeout)
-        if not self._busy and not self._dispatch_due:
-            # Not at once: the other requests read in this loop iteration may join the batch.
-            self._dispatch_due = True
-            loop.call_soon(self._dispatch)
+        if not self._busy:
+            self._soon()
         return pending.ticket
 
     def _expire(self, pending: Pending, timeout: float) -> None:
@@ -240,6 +235,8 @@ class Batcher:
             self._soon()
 
     def _soon(self) -> None:
+        """A `_dispatch` at the end of this loop iteration, not at once: the other requests
+        read in this iteration may join the batch."""
         if not self._dispatch_due:
             self._dispatch_due = True
             assert self._loop is not None
@@ -332,10 +329,11 @@ class Batcher:
         worker is idle until it does), then every request gets its answer."""
         self._busy = False
         self._dispatch()
-        if outcome is None:  # a bug in assembling, not the model: fail this batch only
+        if error is not None:  # a bug in assembling, not the model: fail this batch only
             log.error("batch of %s failed outside the model", self.label, exc_info=error)
-            self._fail(batch, error or RuntimeError("batch failed"))
+            self._fail(batch, error)
             return
+        assert outcome is not None
         try:
             self._deliver(batch, outcome)
         except Exception as exc:

@@ -4,6 +4,7 @@ Budget: under 60 s for the directory (each server start is ~2 s)."""
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
@@ -20,6 +21,7 @@ import orjson
 import pytest
 
 from benchmarks.bodies import decode_response, json_body, write_requests
+from benchmarks.compare import measure as compare_measure
 from benchmarks.config import CONTENDERS, BenchConfig
 from benchmarks.measure import launch_for, measure_point
 from benchmarks.procstat import cpu_seconds, thread_times
@@ -140,6 +142,21 @@ def test_the_floor_contender_answers_with_the_models_outputs(
         assert outputs.keys() == expected.keys()
         for name, value in expected.items():
             np.testing.assert_allclose(outputs[name], value)
+
+
+@needs_wrk
+@pytest.mark.parametrize("side", ["floor", "tree"])
+def test_compare_measures_a_tree_or_the_floor(side: str, tiny_store: Path, tmp_path: Path) -> None:
+    """`benchmarks.compare` reads CPU per request from /proc for a checkout's server or, given
+    `floor`, for the floor contender: both must answer the load and show event-loop time."""
+    workload = load_workload(tiny_store, "add", tmp_path / "cache")
+    files = write_requests(workload, "binary", tmp_path / "requests")
+    args = argparse.Namespace(model="add", store=tiny_store, concurrency=4, seconds=1.0)
+    tree = Path("floor") if side == "floor" else Path(__file__).resolve().parents[2]
+    sample = compare_measure(tree, args, files, workload)
+    assert sample.throughput > 0
+    assert sample.loop_us > 0
+    assert sample.p50_ms > 0
 
 
 def test_ratio_report_gives_each_round_and_the_median() -> None:
