@@ -26,6 +26,7 @@ from benchmarks.config import CONTENDERS, BenchConfig
 from benchmarks.measure import launch_for, measure_point
 from benchmarks.procstat import cpu_seconds, thread_times
 from benchmarks.profile import compute_per_sample, cpu_by_thread, event_loop_breakdown
+from benchmarks.ratio import bracketed_ratios
 from benchmarks.ratio import render as render_ratio
 from benchmarks.report import evaluate_targets, render
 from benchmarks.run import run, write_outputs
@@ -159,17 +160,36 @@ def test_compare_measures_a_tree_or_the_floor(side: str, tiny_store: Path, tmp_p
     assert sample.p50_ms > 0
 
 
+def test_ratio_divides_by_the_raw_runs_around_each_contender() -> None:
+    measured = {
+        "raw_batch": 16,
+        "sweep_best": 1300.0,
+        "brackets": [1000.0, 1200.0, 800.0],
+        "served": {"binary": 880.0, "floor": 900.0},
+    }
+    ratios = bracketed_ratios(measured)
+    assert ratios["binary"] == pytest.approx(880 / 1100)
+    assert ratios["floor"] == pytest.approx(900 / 1000)
+
+
 def test_ratio_report_gives_each_round_and_the_median() -> None:
     rounds = [
-        {"raw": 1000.0, "raw_batch": 16, "served": {"binary": 790.0, "floor": 900.0}},
-        {"raw": 1200.0, "raw_batch": 32, "served": {"binary": 1020.0, "floor": 1100.0}},
-        {"raw": 800.0, "raw_batch": 16, "served": {"binary": 660.0, "floor": 700.0}},
-    ]
+        {"raw_batch": 16, "sweep_best": 1100.0, "brackets": [1000.0, 1000.0, 1000.0],
+         "served": {"binary": 790.0, "floor": 900.0}},
+        {"raw_batch": 32, "sweep_best": 1300.0, "brackets": [1200.0, 1200.0, 1200.0],
+         "served": {"binary": 1020.0, "floor": 1100.0}},
+        {"raw_batch": 16, "sweep_best": 900.0, "brackets": [800.0, 800.0, 800.0],
+         "served": {"binary": 660.0, "floor": 700.0}},
+    ]  # fmt: skip
     meta = {"started": "now", "cpu": "cpu", "server_core": 0, "client_core": 1}
     meta |= {"duration_s": 10, "raw_seconds": 3, "command": "python -m benchmarks.ratio"}
     report = render_ratio({"meta": meta, "models": {"cnn": rounds, "resnet": rounds}})
-    assert "| 2 | 1,200 (32) | 1,020 | 0.85 × | 1,100 | 0.92 × |" in report
-    assert "binary: median 0.82 × raw (min 0.79, max 0.85, 3 rounds)" in report
+    row = "| 2 | 32 | 1,300 | 1,020 | 1,200–1,200 | 0.85 × | 1,100 | 1,200–1,200 | 0.92 × |"
+    assert row in report
+    assert (
+        "binary: median 0.82 × raw (min 0.79, max 0.85, 3 rounds); against the sweep's best: 0.73 ×"
+        in report
+    )
     assert "Target ≥ 0.80 × raw: median 0.82 × — **met**." in report
     assert "Target ≥ 0.92 × raw: median 0.82 × — **missed**." in report
 
