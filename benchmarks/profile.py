@@ -1,10 +1,13 @@
 """Where the served microseconds go: py-spy samples our server while wrk loads it.
 
     python -m benchmarks.profile --model cnn --seconds 20 [--protocol json] [--concurrency 32]
+    python -m benchmarks.profile --model cnn --server floor   # the floor contender, same load
 
-Writes benchmarks/results/profile/<model>-<protocol>-c<N>.speedscope.json (open it in
+Writes benchmarks/results/profile/<model>-<protocol>-c<N>[-floor].speedscope.json (open it in
 https://www.speedscope.app) and a markdown summary beside it: the functions holding the most
-samples, by self time and including callees, across all threads of the server.
+samples, by self time and including callees, across all threads of the server. Profiling the
+floor (binary only) under the same load shows which of the event loop's costs any Python server
+on uvloop pays and which are ours.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bodies import write_requests
-from benchmarks.config import DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
-from benchmarks.measure import ours_launch
+from benchmarks.config import CONTENDERS, DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
+from benchmarks.measure import launch_for, ours_launch
 from benchmarks.procstat import counter_totals, thread_times
 from benchmarks.run import cpu_model, ensure_store
 from benchmarks.servers import serve
@@ -177,11 +180,15 @@ def main() -> None:
     parser.add_argument("--protocol", choices=("binary", "json"), default="binary")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-batching", dest="batching", action="store_false")
+    parser.add_argument("--server", choices=("inductive", "floor"), default="inductive")
     parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
     parser.add_argument("--native", action="store_true", help="C/C++ frames too (slower)")
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "profile")
     args = parser.parse_args()
+    floor = args.server == "floor"
+    if floor and (args.protocol != "binary" or not args.batching):
+        parser.error("the floor speaks the binary extension and always batches")
     pyspy = _pyspy()
     load_before = os.getloadavg()[0]
     config = BenchConfig(store=args.store, models=(args.model,))
@@ -189,11 +196,13 @@ def main() -> None:
     workload = load_workload(config.store, args.model, WORK_DIR / "cache")
     files = write_requests(workload, args.protocol, WORK_DIR / "requests")
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.model}-{args.protocol}-c{args.concurrency}" + (
-        "" if args.batching else "-nobatch"
-    )
+    stem = f"{args.model}-{args.protocol}-c{args.concurrency}"
+    stem += "-floor" if floor else "" if args.batching else "-nobatch"
     profile_path = args.out / f"{stem}.speedscope.json"
-    launch = ours_launch(config, args.model, args.batching)
+    if floor:
+        launch = launch_for(CONTENDERS["floor"], config, workload)
+    else:
+        launch = ours_launch(config, args.model, args.batching)
     log_path = WORK_DIR / "logs" / f"profile-{stem}.log"
     with serve(launch, core=config.server_core, log_path=log_path) as running:
         url = running.url + workload.path
@@ -215,8 +224,8 @@ def main() -> None:
             *(["--native"] if args.native else ["--nonblocking"]),
         ]
         spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        assert running.metrics_url is not None
-        batches_before = counter_totals(running.metrics_url, _BATCH_METRICS)
+        metrics_url = running.metrics_url  # the floor counts nothing
+        batches_before = counter_totals(metrics_url, _BATCH_METRICS) if metrics_url else {}
         before, started = thread_times(running.pid), time.monotonic()
         # wrk runs a second longer than py-spy samples, so every sample is under load.
         result = run_wrk(
@@ -229,17 +238,19 @@ def main() -> None:
         threads, loop_us = cpu_by_thread(
             running.pid, before, thread_times(running.pid), time.monotonic() - started, result
         )
-        compute = compute_per_sample(
-            batches_before, counter_totals(running.metrics_url, _BATCH_METRICS)
+        compute = (
+            compute_per_sample(batches_before, counter_totals(metrics_url, _BATCH_METRICS))
+            if metrics_url
+            else ""
         )
         _, err = spy.communicate(timeout=60)
         if spy.returncode != 0:
             sys.exit(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-1500:]}")
     speedscope = json.loads(profile_path.read_text())
     summary = event_loop_breakdown(speedscope, loop_us) + "\n" + summarize(speedscope)
+    served_by = "the floor contender" if floor else f"batching {'on' if args.batching else 'off'}"
     header = (
-        f"# Profile: `{args.model}`, {args.protocol}, c={args.concurrency}, batching "
-        f"{'on' if args.batching else 'off'}\n\n"
+        f"# Profile: `{args.model}`, {args.protocol}, c={args.concurrency}, {served_by}\n\n"
         f"Under wrk load: {result.throughput:,.0f} req/s, p50 {result.latency_ms['p50']:.2f} ms, "
         f"p99 {result.latency_ms['p99']:.2f} ms, {result.errors} errors. Profile: "
         f"`{profile_path.name}` (speedscope). Command: `python -m benchmarks.profile "
