@@ -35,9 +35,16 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from service.batching.ticket import Ticket
 from service.errors import PayloadTooLargeError, ServiceError, UnavailableError
 from service.http.guard import GuardedHttpToolsProtocol
-from service.http.infer import Headers, InferCall, Results, parse_infer_path
+from service.http.infer import (
+    HeaderFacts,
+    Headers,
+    InferCall,
+    Results,
+    parse_infer_path,
+    read_headers,
+)
 from service.http.state import PENDING_KEY, AppState
-from service.http.whole_request import WholeRequest, parse_whole_request
+from service.http.whole_request import RequestHead, WholeRequest, parse_whole_request
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +104,14 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
         self._reading = None
         self._answering = None
         self._parser_idle = True
+        # The head of the last request served whole, and what its headers say: a client sends
+        # the same head again and again, which is then neither parsed nor read twice.
+        self._last_head: RequestHead | None = None
+        self._last_facts = HeaderFacts()
 
     def data_received(self, data: bytes) -> None:
         if self._parser_idle and self._takes_whole_requests():
-            request = parse_whole_request(data)
+            request = parse_whole_request(data, self._last_head)
             if request is not None:
                 self._serve_whole(request)
                 return
@@ -136,7 +147,7 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
             self._reading = None
             super().on_headers_complete()
             return
-        call = InferCall(self.state, route[0], route[1], self.headers)
+        call = InferCall(self.state, route[0], route[1], read_headers(self.headers))
         keep_alive = self.parser.get_http_version() == "1.1" and self.parser.should_keep_alive()
         exchange = self._start(call, keep_alive)
         try:
@@ -198,8 +209,11 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
     def _serve_whole(self, request: WholeRequest) -> None:
         """What the parser callbacks do for a request, in one go."""
         self._unset_keepalive_if_required()
-        call = InferCall(self.state, request.name, request.version_text, request.headers)
-        exchange = self._start(call, request.keep_alive)
+        head = request.head
+        if head is not self._last_head:
+            self._last_head, self._last_facts = head, read_headers(head.headers)
+        call = InferCall(self.state, head.name, head.version_text, self._last_facts)
+        exchange = self._start(call, head.keep_alive)
         self._body_bytes = len(request.body)
         try:
             call.admit()

@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,37 @@ def parse_infer_path(path: str) -> tuple[str, str | None] | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class HeaderFacts:
+    """What an inference request's headers tell `InferCall`. The same headers give the same
+    facts, so the fast path keeps them with a connection's repeated head (whole_request.py)."""
+
+    declared: int | None = None  # Content-Length
+    header_length: int | None = None  # Inference-Header-Content-Length
+    authorization: str | None = None
+    rid: str | None = None  # X-Request-ID
+    error: str | None = None  # a header the request is refused for
+
+
+def read_headers(headers: Iterable[tuple[bytes, bytes]]) -> HeaderFacts:
+    declared = header_length = None
+    authorization = rid = None
+    try:
+        for key, value in headers:
+            if key == b"content-length":
+                declared = int(value)
+            elif key == b"inference-header-content-length":
+                header_length = int(value)
+            elif key == b"authorization":
+                authorization = value.decode("latin-1")
+            elif key == b"x-request-id":
+                rid = value.decode("latin-1")[:128]
+    except ValueError:
+        error = "Content-Length headers must be integers"
+        return HeaderFacts(declared, header_length, authorization, rid, error)
+    return HeaderFacts(declared, header_length, authorization, rid)
+
+
 class InferCall:
     """One inference request in flight; counted in `state.inflight` until `close()`."""
 
@@ -91,35 +123,19 @@ class InferCall:
     )  # fmt: skip
 
     def __init__(
-        self,
-        state: AppState,
-        name: str,
-        version_text: str | None,
-        headers: Iterable[tuple[bytes, bytes]],
+        self, state: AppState, name: str, version_text: str | None, facts: HeaderFacts
     ) -> None:
         self.state = state
         self.name = name
         self.version_text = version_text
         self.started = time.perf_counter()
-        self.declared: int | None = None
-        self.header_length: int | None = None
-        self.authorization: str | None = None
-        self.rid: str | None = None
+        self.declared = facts.declared
+        self.header_length = facts.header_length
+        self.authorization = facts.authorization
+        self.rid = facts.rid
         self.served: ServedVersion | None = None
         self.request: InferRequest | None = None
-        self._header_error: str | None = None
-        try:
-            for key, value in headers:
-                if key == b"content-length":
-                    self.declared = int(value)
-                elif key == b"inference-header-content-length":
-                    self.header_length = int(value)
-                elif key == b"authorization":
-                    self.authorization = value.decode("latin-1")
-                elif key == b"x-request-id":
-                    self.rid = value.decode("latin-1")[:128]
-        except ValueError:
-            self._header_error = "Content-Length headers must be integers"
+        self._header_error = facts.error
         state.inflight += 1
         self._open = True
 
@@ -240,7 +256,7 @@ class InferCall:
 async def handle_infer(
     state: AppState, name: str, version_text: str | None, scope: Scope, receive: Any, send: Any
 ) -> None:
-    call = InferCall(state, name, version_text, scope["headers"])
+    call = InferCall(state, name, version_text, read_headers(scope["headers"]))
     try:
         try:
             call.admit()

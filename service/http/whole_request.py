@@ -4,7 +4,10 @@ Under load a client's `POST …/infer` almost always arrives in one read: reques
 and the complete body. Fed to httptools it costs a Python callback per header, one for the URL,
 the body and each parser event, plus uvicorn's bookkeeping in each (≈ 20 % of the event loop's
 time for `cnn` at concurrency 32, benchmarks/results/profile/). Here the same bytes are matched
-in one pass of C (`re`), and the protocol (fastpath.py) serves the request directly.
+in one pass of C (`re`), and the protocol (fastpath.py) serves the request directly. A client
+sends the same head (request line and headers) again and again on its connection, so the caller
+may hand back the last head it got: when the new request begins with exactly those bytes, they
+are not parsed a second time.
 
 This parser only ever says "this is one complete, plain request" or "not mine": anything else
 (a body split over reads, pipelined requests, chunked or absent Content-Length, `Expect`,
@@ -34,17 +37,40 @@ _OWS = b" \t"
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 
 
-@dataclass(slots=True)
-class WholeRequest:
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """What a plain request's head says. `raw` holds its bytes through the blank line: a head
+    is a pure function of them, so a request that begins with the same bytes has the same head."""
+
+    raw: bytes
     name: str
     version_text: str | None
-    headers: list[tuple[bytes, bytes]]  # names lower-cased, as uvicorn gives them
-    body: bytes
+    headers: list[tuple[bytes, bytes]]  # names lower-cased, as uvicorn gives them; not mutated
+    content_length: int
     keep_alive: bool
 
 
-def parse_whole_request(data: bytes) -> WholeRequest | None:
-    """The request `data` holds exactly, or None when it is not one plain, complete request."""
+@dataclass(slots=True)
+class WholeRequest:
+    head: RequestHead
+    body: bytes
+
+
+def parse_whole_request(data: bytes, previous: RequestHead | None = None) -> WholeRequest | None:
+    """The request `data` holds exactly, or None when it is not one plain, complete request.
+    `previous`: a head this parser returned before, reused when `data` begins with its bytes."""
+    if previous is not None and data.startswith(previous.raw):
+        # The head ends at the first blank line and no head line holds CR or LF, so a match
+        # would end exactly where `previous.raw` does and read the same.
+        head: RequestHead | None = previous
+    else:
+        head = _parse_head(data)
+    if head is None or len(data) - len(head.raw) != head.content_length:
+        return None  # not plain, a body still to come, or another request behind this one
+    return WholeRequest(head, data[len(head.raw) :])
+
+
+def _parse_head(data: bytes) -> RequestHead | None:
     head = _HEAD.match(data)
     if head is None:
         return None
@@ -67,14 +93,14 @@ def parse_whole_request(data: bytes) -> WholeRequest | None:
                 return None  # "upgrade" and the like
             keep_alive = b"close" not in tokens
         headers.append((name, value))
-    body_start = head.end()
-    if length is None or len(data) - body_start != length:
-        return None  # a body still to come, or another request behind this one
+    if length is None:
+        return None  # a body framed some other way: httptools decides
     version = head[2]
-    return WholeRequest(
+    return RequestHead(
+        raw=data[: head.end()],
         name=head[1].decode("ascii"),
         version_text=None if version is None else version.decode("ascii"),
         headers=headers,
-        body=data[body_start:],
+        content_length=length,
         keep_alive=keep_alive,
     )

@@ -199,6 +199,33 @@ def test_request_ids_are_echoed_by_the_fast_path(conn: socket.socket) -> None:
     assert headers["x-request-id"] == "fast-7"
 
 
+def test_each_request_is_read_by_its_own_head_on_one_connection(conn: socket.socket) -> None:
+    """The fast path keeps a connection's last head and what its headers say (whole_request.py):
+    a request whose head differs in any byte is read by its own, and a repeated one as before."""
+    reader = Reader(conn)
+    add, nope = "/v2/models/add/infer", "/v2/models/nope/infer"
+    sequence = [
+        (add, b"X-Request-Id: a\r\n", 200, "a"),
+        (add, b"X-Request-Id: a\r\n", 200, "a"),  # the same head again
+        (add, b"X-Request-Id: b\r\n", 200, "b"),
+        (nope, b"X-Request-Id: b\r\n", 404, "b"),
+        ("/v2/models/add/versions/9/infer", b"X-Request-Id: c\r\n", 404, "c"),
+        (add, b"", 200, None),
+        (add, b"X-Request-Id: a\r\n", 200, "a"),
+    ]
+    for path, extra, status, rid in sequence:
+        conn.sendall(_request(_body(ONES), path=path, extra=extra))
+        got, headers, body = reader.response()
+        assert (got, headers.get("x-request-id", None if rid is None else "")) == (status, rid)
+        if status == 200:
+            assert _sum(body) == [2.0] * 4
+    # The last head once more, but asking to close: answered, then closed.
+    conn.sendall(_request(_body(ONES), extra=b"X-Request-Id: a\r\nConnection: close\r\n"))
+    status, headers, _ = reader.response()
+    assert (status, headers["connection"]) == (200, "close")
+    assert reader.closed()
+
+
 def test_batches_compute_in_threads_of_lower_priority(server: ServerProcess) -> None:
     """INDUCTIVE_WORKER_NICE (default 5): the worker threads of the batchers run niced, the
     event loop (the main thread) does not."""

@@ -29,13 +29,15 @@ def test_a_plain_request_is_read_whole() -> None:
         _request(headers=b"Host: t\r\nX-Request-ID:  abc\r\nContent-Length: 13\r\n")
     )
     assert request is not None
-    assert (request.name, request.version_text, request.body) == ("cnn", None, BODY)
-    assert request.headers == [
+    head = request.head
+    assert (head.name, head.version_text, request.body) == ("cnn", None, BODY)
+    assert head.headers == [
         (b"host", b"t"),
         (b"x-request-id", b"abc"),
         (b"content-length", b"13"),
     ]
-    assert request.keep_alive
+    assert head.keep_alive
+    assert head.content_length == 13
 
 
 def test_a_versioned_path_and_connection_close() -> None:
@@ -46,7 +48,24 @@ def test_a_versioned_path_and_connection_close() -> None:
         )
     )
     assert request is not None
-    assert (request.name, request.version_text, request.keep_alive) == ("my.model-2", "3", False)
+    head = request.head
+    assert (head.name, head.version_text, head.keep_alive) == ("my.model-2", "3", False)
+
+
+def test_a_request_beginning_with_the_previous_head_reuses_it() -> None:
+    first = parse_whole_request(_request())
+    assert first is not None
+    again = parse_whole_request(_request(), first.head)
+    assert again is not None
+    assert again.head is first.head
+    assert again.body == BODY
+    other = parse_whole_request(_request(b"/v2/models/other/infer"), first.head)
+    assert other is not None
+    assert other.head is not first.head
+    assert other.head.name == "other"
+    # The same head with a body of another length than it declares is not taken whole.
+    assert parse_whole_request(_request() + b" ", first.head) is None
+    assert parse_whole_request(_request()[:-1], first.head) is None
 
 
 @pytest.mark.parametrize(
@@ -127,18 +146,21 @@ _MUTANT_BYTES = st.sampled_from(
 )
 
 
+_EDITED = _request(
+    headers=b"Host: t\r\nConnection: keep-alive\r\nContent-Length: 13\r\n"
+    b"Inference-Header-Content-Length: 13\r\n"
+)
+_PREVIOUS = parse_whole_request(_EDITED)
+assert _PREVIOUS is not None
+
+
 @settings(max_examples=2000, deadline=None)
 @given(st.data())
 def test_whatever_the_parser_takes_httptools_reads_the_same(data: st.DataObject) -> None:
     """Random edits of a valid request (the bytes that matter in HTTP framing, at random places):
     when the whole-request parser accepts the result, httptools sees exactly one complete message
     with the same path, headers and body."""
-    raw = bytearray(
-        _request(
-            headers=b"Host: t\r\nConnection: keep-alive\r\nContent-Length: 13\r\n"
-            b"Inference-Header-Content-Length: 13\r\n"
-        )
-    )
+    raw = bytearray(_EDITED)
     for _ in range(data.draw(st.integers(1, 3))):
         at = data.draw(st.integers(0, len(raw)))
         edit = data.draw(st.sampled_from(["insert", "replace", "delete"]))
@@ -150,14 +172,22 @@ def test_whatever_the_parser_takes_httptools_reads_the_same(data: st.DataObject)
         else:
             del raw[at : at + 1]
     request = parse_whole_request(bytes(raw))
+    # A connection's previous head (the unedited request's) never changes what is read.
+    with_previous = parse_whole_request(bytes(raw), _PREVIOUS.head)
     if request is None:
+        assert with_previous is None
         return
+    assert with_previous is not None
+    assert with_previous.body == request.body
+    assert with_previous.head.raw == request.head.raw
+    assert with_previous.head == request.head
     messages = _httptools_reading(bytes(raw))
     assert messages is not None
     assert len(messages) == 1
     assert messages[0].complete
     message = messages[0]
-    version = b"" if request.version_text is None else b"/versions/" + request.version_text.encode()
-    assert message.url == b"/v2/models/" + request.name.encode() + version + b"/infer"
-    assert message.headers == request.headers
+    head = request.head
+    version = b"" if head.version_text is None else b"/versions/" + head.version_text.encode()
+    assert message.url == b"/v2/models/" + head.name.encode() + version + b"/infer"
+    assert message.headers == head.headers
     assert message.body == request.body
