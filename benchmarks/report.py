@@ -169,6 +169,14 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         f"| {t.requirement} | {t.measured} | {_status(t.met)} |" for t in evaluate_targets(results)
     ]
+    lines += [
+        "",
+        "The ratios to raw ONNX Runtime here are one run each, against the faster of two raw "
+        "sweeps over every batch size: on a machine whose speed drifts, that maximum over-states "
+        "raw. `python -m benchmarks.ratio` measures them in rounds that bracket each served run "
+        "between raw runs at one batch (results/cpu/ratio.md); its medians are the figures to "
+        "judge the ratio targets by.",
+    ]
     for model, data in results["models"].items():
         lines += ["", f"## `{model}` (version {data['version']})", ""]
         if data.get("ragged"):

@@ -218,6 +218,7 @@ def test_short_run_writes_results_report_and_plots(tiny_store: Path, tmp_path: P
     assert contenders["json-nobatch"]["points"][1]["mean_batch"] == pytest.approx(1.0)
     report = (config.out_dir / "report.md").read_text()
     assert "Inductive binary, batching on" in report
+    assert "`python -m benchmarks.ratio` measures them in rounds" in report
     assert report.count("not measured") >= 5  # no cnn/resnet in this store
     for plot in ("add-throughput.png", "add-latency.png"):
         assert (config.out_dir / plot).read_bytes()[:4] == b"\x89PNG"
