@@ -28,7 +28,8 @@ from service.batching.assemble import Layout
 from service.http.infer import read_headers
 from service.http.whole_request import parse_whole_request
 from service.metrics import Metrics
-from service.protocol import ModelSignature, decode_request, encode_response
+from service.model_io.signature import ModelSignature
+from service.protocol import decode_request, encode_response
 from service.protocol.request_plans import RequestPlans
 from service.protocol.validate import validate_request
 

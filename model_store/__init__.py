@@ -1,6 +1,6 @@
 """Inductive's model store: immutable, numbered versions of ONNX models with their manifests.
 
-Layout and guarantees are described in ARCHITECTURE.md; the public API is re-exported here.
+Layout and guarantees are described in model_store/README.md; the public API is re-exported here.
 """
 
 from model_store.errors import (

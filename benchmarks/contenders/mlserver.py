@@ -14,7 +14,7 @@ from benchmarks.servers import Launch, free_port
 
 MLSERVER_VERSION = "1.7.1"
 VENV = Path(__file__).resolve().parents[1] / ".mlserver-venv"
-# MLServer 1.7.1 breaks with uvloop 0.22 (NOTES.md).
+# MLServer 1.7.1 breaks with uvloop 0.22 (its event-loop policy fails at start-up).
 _PACKAGES = [f"mlserver=={MLSERVER_VERSION}", "onnxruntime", "onnx", "uvloop<0.22"]
 log = logging.getLogger(__name__)
 _RUNTIME = Path(__file__).with_name("mlserver_runtime.py")

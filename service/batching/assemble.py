@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from model_store.schema import RaggedInput
-from service.protocol.datatypes import NUMPY_DTYPES
-from service.protocol.signature import ModelSignature
+from service.model_io.datatypes import NUMPY_DTYPES
+from service.model_io.signature import ModelSignature
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from service.http.openapi import add_infer_paths
 from service.http.routes import health, models, repository, server
 from service.http.routes import metrics as metrics_route
 from service.http.state import AppState
+from service.lifecycle.manager import ModelManager
 from service.metrics import Metrics
-from service.repository import ModelManager
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """One inference request, from its headers to its answer, with the transport left to the caller.
 
 `POST /v2/models/{m}[/versions/{v}]/infer` is the one route whose cost matters, so it never goes
-through FastAPI (≈ 100 µs more per request than raw ASGI on one core, NOTES.md). `InferCall`
+through FastAPI (a FastAPI route costs several times a raw ASGI one per request). `InferCall`
 holds everything the request needs and does no I/O: `admit` checks what the headers decide
 (readiness, credentials, version, declared size) before any body byte is buffered, `submit`
 decodes, validates and queues the body on the version's batcher, and `answer` / `refuse` turn
@@ -35,11 +35,11 @@ from service.errors import (
     UnavailableError,
 )
 from service.http.auth import check_token
-from service.http.routes.deps import parse_version
 from service.http.state import PENDING_KEY, AppState
+from service.lifecycle.served import ServedVersion
 from service.logging import request_id
 from service.protocol import InferRequest, encode_response
-from service.repository import ServedVersion
+from service.protocol.version import parse_version
 
 log = logging.getLogger(__name__)
 

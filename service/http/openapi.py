@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.protocol.datatypes import NUMPY_DTYPES
+from service.model_io.datatypes import NUMPY_DTYPES
 
 _TENSOR_IN = {
     "type": "object",

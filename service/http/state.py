@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.lifecycle.manager import ModelManager
 from service.metrics import Metrics
-from service.repository import ModelManager
 from service.settings import Settings
 
 # Scope key under which the inference route puts the ticket of its request queued in a batcher;

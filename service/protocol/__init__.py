@@ -3,6 +3,5 @@ extensions."""
 
 from service.protocol.decode import InferRequest, RequestedOutput, decode_request
 from service.protocol.encode import encode_response
-from service.protocol.signature import ModelSignature
 
-__all__ = ["InferRequest", "ModelSignature", "RequestedOutput", "decode_request", "encode_response"]
+__all__ = ["InferRequest", "RequestedOutput", "decode_request", "encode_response"]

@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from service.errors import BadRequestError
-from service.protocol.datatypes import NUMPY_DTYPES
+from service.model_io.datatypes import NUMPY_DTYPES
 from service.protocol.json_tensors import (
     SCAN_FROM_BYTES,
     Slot,

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service.model_io.datatypes import datatype_of
 from service.protocol.classification import classify
-from service.protocol.datatypes import datatype_of
 from service.protocol.decode import InferRequest, RequestedOutput
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from service.batching.assemble import Layout, batch_key
+from service.model_io.signature import ModelSignature
 from service.protocol.decode import InferRequest, RequestedOutput, decode_request
-from service.protocol.signature import ModelSignature
 from service.protocol.validate import check_structure, check_values, needs_value_checks
 
 # Distinct headers kept per model version; more (a client varying shapes widely) start afresh.

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from service.errors import BadRequestError
-from service.protocol.datatypes import FLOAT_DATATYPES
+from service.model_io.datatypes import FLOAT_DATATYPES
+from service.model_io.signature import ModelSignature
 from service.protocol.decode import InferRequest
-from service.protocol.signature import ModelSignature
 
 
 def validate_request(request: InferRequest, sig: ModelSignature) -> int:

@@ -16,7 +16,7 @@ import onnxruntime as ort
 from model_store import UnsafeModelError
 from model_store.onnx_files import check_external_data
 from model_store.schema import Manifest
-from service.protocol.datatypes import NUMPY_DTYPES
+from service.model_io.datatypes import NUMPY_DTYPES
 from service.runtime.providers import ProviderChoice
 from service.settings import Settings
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.protocol.datatypes import NUMPY_DTYPES
-from service.protocol.signature import ModelSignature
+from service.model_io.datatypes import NUMPY_DTYPES
+from service.model_io.signature import ModelSignature
 
 
 def warmup_inputs(sig: ModelSignature, batch: int) -> dict[str, np.ndarray]:

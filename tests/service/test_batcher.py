@@ -21,7 +21,7 @@ from service.errors import (
     UnavailableError,
 )
 from service.metrics import Metrics
-from service.protocol.signature import ModelSignature
+from service.model_io.signature import ModelSignature
 
 
 def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:

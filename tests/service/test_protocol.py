@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from model_store.schema import Manifest, ModelConfig, Producer, TensorSpec
 from service.errors import BadRequestError
-from service.protocol import ModelSignature, decode_request, encode_response
-from service.protocol.datatypes import NUMPY_DTYPES
+from service.model_io.datatypes import NUMPY_DTYPES
+from service.model_io.signature import ModelSignature
+from service.protocol import decode_request, encode_response
 from service.protocol.validate import validate_request
 
 SPEC = TensorSpec(name="x", datatype="FP32", shape=(-1, 4))

@@ -10,7 +10,8 @@ import pytest
 from model_store.schema import Manifest, ModelConfig, Producer, TensorSpec
 from service.batching.assemble import Layout
 from service.errors import BadRequestError
-from service.protocol import ModelSignature, decode_request
+from service.model_io.signature import ModelSignature
+from service.protocol import decode_request
 from service.protocol.request_plans import MAX_PLANS, RequestPlans
 from service.protocol.validate import validate_request
 

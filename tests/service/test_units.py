@@ -7,7 +7,7 @@ import pytest
 from model_store.schema import Manifest, Producer, TensorSpec, Variant, VersionPolicy
 from service.__main__ import parse_args
 from service.http.infer import parse_infer_path
-from service.repository import desired_versions
+from service.lifecycle.policy import desired_versions
 from service.runtime.session import model_file_for
 from service.settings import Settings
 

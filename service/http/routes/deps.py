@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 from fastapi import Request, Response
 
-from service.errors import BadRequestError
 from service.http.state import AppState
 
 
@@ -14,15 +13,6 @@ from service.http.state import AppState
 async def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.inductive
     return state
-
-
-def parse_version(text: str | None) -> int | None:
-    if text is None:
-        return None
-    # isascii: str.isdigit accepts '¹' and other digits int() refuses.
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:
-        raise BadRequestError(f"model version must be a positive integer, got {text[:40]!r}")
-    return int(text)
 
 
 def json_response(content: object, status_code: int = 200) -> Response:

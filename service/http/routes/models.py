@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from service.errors import UnavailableError
-from service.http.routes.deps import app_state, json_response, parse_version
+from service.http.routes.deps import app_state, json_response
 from service.http.state import AppState
-from service.repository import ServedVersion
+from service.lifecycle.served import ServedVersion
+from service.protocol.version import parse_version
 
 router = APIRouter(prefix="/v2/models", tags=["models"])
 State = Annotated[AppState, Depends(app_state)]

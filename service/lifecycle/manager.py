@@ -15,8 +15,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,15 +23,16 @@ from model_store.schema import (
     InvalidModelNameError,
     Manifest,
     ModelConfig,
-    VersionPolicy,
     validate_model_name,
 )
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
 from service.errors import BadRequestError, NotFoundError, UnavailableError
-from service.metrics import Metrics, VersionMetrics
+from service.lifecycle.policy import desired_versions
+from service.lifecycle.served import ServedVersion, State, Status
+from service.metrics import Metrics
+from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
-from service.protocol.signature import ModelSignature
 from service.runtime import OnnxModel, ProviderChoice, choose_providers, load_model
 from service.runtime.warmup import warmup_inputs
 from service.settings import Settings
@@ -42,52 +41,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class State(StrEnum):
-    LOADING = "LOADING"
-    READY = "READY"
-    UNLOADING = "UNLOADING"
-    UNAVAILABLE = "UNAVAILABLE"
-    FAILED = "FAILED"
-
-
-@dataclass
-class Status:
-    state: State
-    reason: str = ""
-    since: float = field(default_factory=time.monotonic)
-
-
-@dataclass(eq=False)
-class ServedVersion:
-    """A loaded version: its signature, session and batcher."""
-
-    name: str
-    version: int
-    manifest: Manifest
-    config: ModelConfig
-    signature: ModelSignature
-    model: OnnxModel
-    batcher: Batcher
-    metrics: VersionMetrics
-    plans: RequestPlans  # how its requests are decoded and checked
-
-
 class StoreRootMissingError(OSError):
     """The local store's root directory, seen before, is gone."""
-
-
-def desired_versions(
-    policy: VersionPolicy, versions: list[int], aliases: dict[str, int]
-) -> list[int]:
-    """The versions a policy selects among the store's complete versions (ascending)."""
-    if policy.kind == "latest":
-        return versions[-policy.latest :]
-    if policy.kind == "all":
-        return list(versions)
-    if policy.kind == "specific":
-        return [v for v in versions if v in policy.versions]
-    target = aliases.get(policy.alias)
-    return [target] if target in versions else []
 
 
 class ModelManager:

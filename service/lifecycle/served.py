@@ -1,0 +1,44 @@
+"""A served version and the states a version goes through (Triton's repository index states)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from model_store.schema import Manifest, ModelConfig
+from service.batching import Batcher
+from service.metrics import VersionMetrics
+from service.model_io.signature import ModelSignature
+from service.protocol.request_plans import RequestPlans
+from service.runtime import OnnxModel
+
+
+class State(StrEnum):
+    LOADING = "LOADING"
+    READY = "READY"
+    UNLOADING = "UNLOADING"
+    UNAVAILABLE = "UNAVAILABLE"
+    FAILED = "FAILED"
+
+
+@dataclass
+class Status:
+    state: State
+    reason: str = ""
+    since: float = field(default_factory=time.monotonic)
+
+
+@dataclass(eq=False)
+class ServedVersion:
+    """A loaded version: its signature, session and batcher."""
+
+    name: str
+    version: int
+    manifest: Manifest
+    config: ModelConfig
+    signature: ModelSignature
+    model: OnnxModel
+    batcher: Batcher
+    metrics: VersionMetrics
+    plans: RequestPlans  # how its requests are decoded and checked
