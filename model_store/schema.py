@@ -161,23 +161,36 @@ class RaggedInput(_Strict):
 
 
 class VersionPolicy(_Strict):
-    """Which versions a server loads (Triton's version policies, plus a store alias).
+    """Which versions a server loads (Triton's version policies, plus a store alias and a canary).
 
     latest: the newest `latest` versions; specific: exactly `versions`; all: every version;
-    alias: the version an alias such as `stable` points to (promote/rollback move it).
+    alias: the version an alias such as `stable` points to (promote/rollback move it);
+    canary: the alias's version (the champion) and `candidate`. A request that names no version
+    is answered by the candidate with probability `weight`, else by the champion; of the requests
+    the champion answers, a share `mirror` is also run on the candidate, whose outputs are only
+    compared with the champion's, never sent (a shadow: `weight` 0, `mirror` > 0).
     """
 
-    kind: Literal["latest", "specific", "all", "alias"] = "latest"
+    kind: Literal["latest", "specific", "all", "alias", "canary"] = "latest"
     latest: int = Field(default=1, ge=1)
     versions: tuple[int, ...] = ()
     alias: str = "stable"
+    candidate: int | None = Field(default=None, ge=1)
+    weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    mirror: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _specific_names_versions(self) -> VersionPolicy:
+    def _fields_fit_the_kind(self) -> VersionPolicy:
         if self.kind == "specific" and not self.versions:
             raise ValueError("version_policy kind 'specific' needs a non-empty 'versions' list")
         if any(v < 1 for v in self.versions):
             raise ValueError(f"version_policy versions {list(self.versions)} must be positive")
+        if self.kind == "canary" and self.candidate is None:
+            raise ValueError("version_policy kind 'canary' needs a 'candidate' version")
+        if self.kind != "canary" and (self.candidate is not None or self.weight or self.mirror):
+            raise ValueError(
+                f"'candidate', 'weight' and 'mirror' belong to kind 'canary', not {self.kind!r}"
+            )
         return self
 
 

@@ -65,6 +65,32 @@ class _Scan:
     claims: dict[int, datetime] = field(default_factory=dict)  # claim time
 
 
+def split_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket[/prefix]` → (bucket, prefix)."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
+        raise StoreError(f"{uri}: expected s3://bucket[/prefix]")
+    return bucket, prefix.strip("/")
+
+
+def s3_client(uri: str, endpoint_url: str | None = None) -> S3Client:
+    """A client for `uri`'s bucket; endpoint, region and credentials from the AWS environment
+    unless `endpoint_url` is given."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise StoreError(f"{uri}: S3 needs boto3: pip install 'inductive[s3]'") from exc
+    config = Config(
+        connect_timeout=3,
+        read_timeout=60,
+        # Few retries: an unreachable store should be reported in seconds, not minutes.
+        retries={"mode": "standard", "total_max_attempts": 3},
+    )
+    # endpoint_url=None lets boto3 read AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 itself.
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+
+
 def _code(exc: Exception) -> str:
     response: dict[str, Any] = getattr(exc, "response", {}) or {}
     return str(response.get("Error", {}).get("Code", ""))
@@ -106,25 +132,8 @@ class S3Backend(Backend):
     def from_uri(cls, uri: str, *, endpoint_url: str | None = None) -> S3Backend:
         """`s3://bucket[/prefix]`; endpoint, region and credentials from the AWS environment
         (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION…)."""
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError as exc:
-            raise StoreError(
-                f"{uri}: the S3 backend needs boto3: pip install 'inductive[s3]'"
-            ) from exc
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise StoreError(f"{uri}: expected s3://bucket[/prefix]")
-        config = Config(
-            connect_timeout=3,
-            read_timeout=60,
-            # Few retries: an unreachable store should be reported in seconds, not minutes.
-            retries={"mode": "standard", "total_max_attempts": 3},
-        )
-        # endpoint_url=None lets boto3 read AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 itself.
-        client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
-        return cls(client, bucket, prefix)
+        bucket, prefix = split_uri(uri)
+        return cls(s3_client(uri, endpoint_url), bucket, prefix)
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from model_store import ModelNotFoundError, StoreUnavailableError, open_store, version_config
+from model_store.policy import desired_versions
 from model_store.schema import (
     InvalidModelNameError,
     Manifest,
@@ -28,7 +29,6 @@ from model_store.schema import (
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
 from service.errors import BadRequestError, NotFoundError, UnavailableError
-from service.lifecycle.policy import desired_versions
 from service.lifecycle.served import ServedVersion, State, Status
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature

@@ -1,30 +1,14 @@
-"""Small pure functions of the service: version policies, variant choice, CLI flags."""
+"""Small pure functions of the service: variant choice, CLI flags, inference paths."""
 
 from __future__ import annotations
 
 import pytest
 
-from model_store.schema import Manifest, Producer, TensorSpec, Variant, VersionPolicy
+from model_store.schema import Manifest, Producer, TensorSpec, Variant
 from service.__main__ import parse_args
 from service.http.infer import parse_infer_path
-from service.lifecycle.policy import desired_versions
 from service.runtime.session import model_file_for
 from service.settings import Settings
-
-
-@pytest.mark.parametrize(
-    ("policy", "expected"),
-    [
-        (VersionPolicy(), [5]),
-        (VersionPolicy(kind="latest", latest=2), [3, 5]),
-        (VersionPolicy(kind="all"), [1, 2, 3, 5]),
-        (VersionPolicy(kind="specific", versions=(2, 4)), [2]),
-        (VersionPolicy(kind="alias"), [3]),
-        (VersionPolicy(kind="alias", alias="canary"), []),
-    ],
-)
-def test_desired_versions(policy: VersionPolicy, expected: list[int]) -> None:
-    assert desired_versions(policy, [1, 2, 3, 5], {"stable": 3}) == expected
 
 
 def test_variant_by_precision() -> None:
