@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from service.settings import ENV_PREFIX, Settings
 from tests.deploy.dockerfile import parse
@@ -136,6 +137,9 @@ def _promql_sources() -> Iterator[tuple[str, str]]:
         for group in load_plain(rule_file)[0]["spec"]["groups"]:
             for rule in group["rules"]:
                 yield rule.get("alert") or rule["record"], rule["expr"]
+    adapter = yaml.safe_load((K8S / "autoscaling/prometheus-adapter-values.yaml").read_text())
+    for rule in adapter["rules"]["custom"]:
+        yield rule["name"]["as"], rule["seriesQuery"]
     dashboard = json.loads((K8S / "monitoring/grafana-dashboard.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
