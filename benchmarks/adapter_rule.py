@@ -30,11 +30,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.bodies import http_request, json_body
-from benchmarks.wrk import WrkResult, run_wrk
+from benchmarks.wrk import run_wrk
 from tests.service import models
 from tests.service.helpers import free_port, publish, running_server
 
@@ -225,6 +225,8 @@ class Evaluation:
 
     @property
     def worst_relative_error(self) -> float:
+        if self.expected <= 0 or not self.per_pod:
+            return float("inf")  # no load reached the server, or Prometheus found no series
         return max(abs(v - self.expected) / self.expected for v in self.per_pod.values())
 
 
@@ -253,23 +255,17 @@ def evaluate(window_s: float | None, connections: int, work: Path) -> Evaluation
         host_port = server.url.removeprefix("http://")
         with prometheus(host_port, work / "prometheus") as prom:
             wait_for_samples(prom, rule.series)
-            result: dict[str, WrkResult] = {}
             # The load outlasts the second read by two scrapes, so the window is loaded to its end.
             duration = WARMUP_S + window + 3 * SCRAPE_INTERVAL_S
-            load = threading.Thread(
-                target=lambda: result.setdefault(
-                    "wrk",
-                    run_wrk(
-                        server.url + "/v2/models/slow/infer",
-                        requests,
-                        connections=connections,
-                        duration_s=duration,
-                        core=None,
-                    ),
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                load = pool.submit(
+                    run_wrk,
+                    server.url + "/v2/models/slow/infer",
+                    requests,
+                    connections=connections,
+                    duration_s=duration,
+                    core=None,
                 )
-            )
-            load.start()
-            try:
                 time.sleep(WARMUP_S)
                 t0, sum0 = scrape_sum(server.url + "/metrics", IN_FLIGHT_SERIES)
                 time.sleep(max(0.0, t0 + window - time.time()))
@@ -277,15 +273,14 @@ def evaluate(window_s: float | None, connections: int, work: Path) -> Evaluation
                 # Prometheus holds the samples up to t1 once its next scrape is stored.
                 time.sleep(2 * SCRAPE_INTERVAL_S)
                 per_pod = instant_query(prom, query, t1)
-            finally:
-                load.join()
+                wrk = load.result()
     return Evaluation(
         query=query,
         window_s=t1 - t0,
         connections=connections,
         expected=(sum1 - sum0) / (t1 - t0),
         per_pod=per_pod,
-        wrk=result["wrk"].to_dict(),
+        wrk=wrk.to_dict(),
     )
 
 
