@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -176,14 +178,18 @@ class VersionMetrics:
 
 
 def _gpu_collector(device_id: int) -> Collector | None:
-    """GPU memory and utilisation through NVML, when nvidia-ml-py is installed and a GPU answers."""
+    """GPU memory and utilisation through NVML (the `gpu` extra, nvidia-ml-py), when it is
+    installed and a driver answers; otherwise no GPU series at all, and one log line saying why."""
     try:
         import pynvml
-
+    except ImportError:
+        log.info("GPU metrics off: nvidia-ml-py is not installed (pip install 'inductive[gpu]')")
+        return None
+    try:
         pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(device_id)
-    except Exception as exc:  # ImportError, or NVML without a driver: no GPU metrics
-        log.info("GPU metrics off: %s", exc)
+        handle = _nvml_handle(pynvml, device_id)
+    except Exception as exc:  # NVMLError without a driver or device, or a bad device id
+        log.info("GPU metrics off: NVML has no GPU %d here (%s)", device_id, exc)
         return None
 
     class _GpuCollector(Collector):
@@ -205,3 +211,17 @@ def _gpu_collector(device_id: int) -> Collector | None:
             yield util
 
     return _GpuCollector()
+
+
+def _nvml_handle(pynvml: Any, device_id: int) -> Any:
+    """NVML numbers every GPU of the machine, CUDA only the visible ones: with
+    CUDA_VISIBLE_DEVICES set, CUDA device `device_id` is its entry `device_id` (an NVML index,
+    or a GPU's UUID)."""
+    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")]
+    visible = [d for d in visible if d]
+    if not visible:
+        return pynvml.nvmlDeviceGetHandleByIndex(device_id)
+    entry = visible[device_id]
+    if entry.isdigit():
+        return pynvml.nvmlDeviceGetHandleByIndex(int(entry))
+    return pynvml.nvmlDeviceGetHandleByUUID(entry)

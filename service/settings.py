@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         "none: load once at start-up.",
     )
     poll_interval_s: float = Field(default=5.0, gt=0, description="Seconds between store polls.")
+    ready_requires: Literal["all", "any"] = Field(
+        default="all",
+        description="When /v2/health/ready answers 200: all = every model to serve "
+        "(INDUCTIVE_MODELS, else every model in the store) has a READY version; any = at least "
+        "one model has. Never while nothing is served.",
+    )
 
     # --- HTTP -----------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address to bind.")

@@ -18,7 +18,7 @@ PART_MIB=56
 WHEELS=(fastapi==0.165.0 starlette==1.10.0 pydantic==2.14.3 pydantic-core==2.50.4
         pydantic-settings==2.16.3 python-dotenv==1.2.4 typing-inspection==0.4.5
         annotated-types==0.8.0 orjson==3.13.0 uvicorn==0.54.0 httptools==0.9.0
-        typing-extensions==4.16.0)
+        typing-extensions==4.16.0 nvidia-ml-py==13.615.71)
 PLATFORMS=()
 for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
          manylinux1_x86_64; do

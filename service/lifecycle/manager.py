@@ -5,7 +5,9 @@ is re-read every `poll_interval_s`; the repository API (explicit mode) asks for 
 one model. A new version is verified, opened and warmed up in a loader thread while the old one
 keeps serving; then the serving table is replaced in one assignment (atomic for the event loop),
 and the old version drains its queue before its session is released. A version that fails to
-load never replaces a working one: it is marked FAILED with the reason, and the server stays ready.
+load never replaces a working one: it is marked FAILED with the reason. `ready` says the start-up
+load is done and no drain has begun (inference is admitted); whether the server can serve what it
+is configured to serve, the readiness probe's question, is `readiness()` (readiness.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from model_store.schema import (
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
 from service.errors import BadRequestError, NotFoundError, UnavailableError
+from service.lifecycle.readiness import Readiness, assess
 from service.lifecycle.served import ServedVersion, State, Status
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
@@ -66,6 +69,10 @@ class ModelManager:
         self._retry_failed_after = max(60.0, 10 * settings.poll_interval_s)
         self._choice: ProviderChoice | None = None
         self._store: Any = None
+        # Readiness: the models the configuration says to serve, and per model why its last
+        # sync left it without a READY version ("" when it has one).
+        self._to_serve: set[str] = set(settings.models)
+        self._outcomes: dict[str, str] = {}
 
     # --- lookups (hot path: dictionary reads only) ---------------------------------------
 
@@ -105,6 +112,16 @@ class ModelManager:
 
     def served_versions(self, name: str) -> list[int]:
         return sorted(self._served.get(name, {}))
+
+    def readiness(self) -> Readiness:
+        return assess(
+            self.settings.ready_requires,
+            started=self.ready,
+            draining=self.draining,
+            to_serve=self._to_serve,
+            served=self._served.keys(),
+            outcomes=self._outcomes,
+        )
 
     def index(self) -> list[dict[str, str]]:
         """Triton's repository index: one entry per known version, plus models never loaded."""
@@ -171,6 +188,10 @@ class ModelManager:
                 raise StoreRootMissingError(f"store root {root} is missing")
         if self.settings.models:
             names = [n for n in names if n in self.settings.models]
+            for missing in set(self.settings.models).difference(names, self._served):
+                self._outcomes[missing] = "not in the store"
+        else:
+            self._to_serve = set(names)
         self._known.update(names)
         return list(names)
 
@@ -202,6 +223,7 @@ class ModelManager:
             try:
                 config, versions, aliases = await self._in_loader(lambda: self._read_model(name))
             except Exception as exc:
+                self._outcomes[name] = f"cannot read it from the store: {exc}"
                 if raise_store_errors:
                     raise
                 log.error("model %s: cannot read the store: %s", name, exc)
@@ -233,10 +255,20 @@ class ModelManager:
                     break
                 ready.setdefault(v, current[v])
             self._publish(name, ready)
+            self._outcomes[name] = "" if ready else self._why_no_version_ready(name, desired)
             for v, old in current.items():
                 if v not in ready:
                     self._spawn(self._unload(old, "replaced by the version policy"))
             return errors
+
+    def _why_no_version_ready(self, name: str, desired: list[int]) -> str:
+        if not desired:
+            return "its version policy selects no version in the store"
+        states = [(v, self._status.get((name, v))) for v in desired]
+        text = "; ".join(
+            f"v{v} {s.state}{': ' + s.reason if s.reason else ''}" for v, s in states if s
+        )
+        return text or "no version of it loaded"
 
     def _read_model(self, name: str) -> tuple[ModelConfig, list[int], dict[str, int]]:
         versions = self._store.list_versions(name)
@@ -352,6 +384,8 @@ class ModelManager:
             raise NotFoundError(f"model '{name}' is not in the store") from None
         except Exception as exc:
             raise UnavailableError(f"cannot read model '{name}' from the store: {exc}") from None
+        if name in self._served and not self.settings.models:
+            self._to_serve.add(name)  # explicit mode: what the repository API loaded
         if errors:
             served = ", ".join(f"v{v}" for v in self.served_versions(name)) or "nothing"
             raise BadRequestError(
@@ -367,6 +401,9 @@ class ModelManager:
         async with lock:
             current = self._served.get(name, {})
             self._publish(name, {})
+            self._outcomes[name] = "unloaded through the repository API"
+            if not self.settings.models:
+                self._to_serve.discard(name)
             await asyncio.gather(*(self._unload(s, "unloaded") for s in current.values()))
 
     # --- shutdown -------------------------------------------------------------------------

@@ -24,11 +24,17 @@ class Stage:
 
     def env(self) -> dict[str, str]:
         """ENV in the `KEY=VALUE ...` form (the only one we use)."""
+        return self._pairs("ENV")
+
+    def labels(self) -> dict[str, str]:
+        return self._pairs("LABEL")
+
+    def _pairs(self, keyword: str) -> dict[str, str]:
         out: dict[str, str] = {}
-        for args in self.all("ENV"):
+        for args in self.all(keyword):
             for pair in shlex.split(args):
                 key, sep, value = pair.partition("=")
-                assert sep, f"ENV {args!r}: use KEY=VALUE"
+                assert sep, f"{keyword} {args!r}: use KEY=VALUE"
                 out[key] = value
         return out
 

@@ -19,6 +19,8 @@ DOCKERFILE = REPO / "Dockerfile"
 # Every kustomization a user applies (k8s/README.md), rendered as `kubectl kustomize` would.
 BUILDS = ("overlays/cpu", "overlays/gpu", "overlays/s3", "training", "monitoring")
 SERVING_BUILDS = ("overlays/cpu", "overlays/gpu", "overlays/s3")
+# The Dockerfile target whose image each serving build runs.
+SERVE_TARGETS = {"overlays/cpu": "serve-cpu", "overlays/gpu": "serve", "overlays/s3": "serve"}
 # Files applied or created as they are, outside any kustomize build.
 PLAIN_FILES = (
     "training/retrain-once.yaml",

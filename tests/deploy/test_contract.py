@@ -12,12 +12,14 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from service.settings import ENV_PREFIX, Settings
 from tests.deploy.dockerfile import parse
 from tests.deploy.helpers import (
     DOCKERFILE,
     K8S,
+    SERVE_TARGETS,
     SERVING_BUILDS,
     all_objects,
     configmap_data,
@@ -30,8 +32,10 @@ from tests.deploy.helpers import (
 
 def _env_names() -> Iterator[tuple[str, str]]:
     """(where, name) of every environment variable the deployment sets."""
-    for name in parse(DOCKERFILE.read_text())["serve"].env():
-        yield "Dockerfile", name
+    stages = parse(DOCKERFILE.read_text())
+    for target in sorted(set(SERVE_TARGETS.values())):
+        for name in stages[target].env():
+            yield f"Dockerfile {target}", name
     env_sources: set[str] = set()
     for source, _obj, spec in workloads():
         for container in spec["containers"]:
@@ -72,7 +76,7 @@ def test_settings_values_are_accepted(build: str, monkeypatch: pytest.MonkeyPatc
     ConfigMap, the Secret templates and the container's own env (later wins, as in a pod)."""
     objs = render(build)
     (server,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
-    env = dict(parse(DOCKERFILE.read_text())["serve"].env())
+    env = dict(parse(DOCKERFILE.read_text())[SERVE_TARGETS[build]].env())
     secrets = {s["metadata"]["name"]: s["stringData"] for p in ("admin-token", "s3-credentials")
                for s in load_plain(f"secrets/{p}.yaml")}  # fmt: skip
     for source in server["envFrom"]:
@@ -136,6 +140,9 @@ def _promql_sources() -> Iterator[tuple[str, str]]:
         for group in load_plain(rule_file)[0]["spec"]["groups"]:
             for rule in group["rules"]:
                 yield rule.get("alert") or rule["record"], rule["expr"]
+    adapter = yaml.safe_load((K8S / "autoscaling/prometheus-adapter-values.yaml").read_text())
+    for rule in adapter["rules"]["custom"]:
+        yield rule["name"]["as"], rule["seriesQuery"]
     dashboard = json.loads((K8S / "monitoring/grafana-dashboard.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.dockerfile import Stage, parse
-from tests.deploy.helpers import DOCKERFILE, REPO
+from tests.deploy.helpers import DOCKERFILE, REPO, SERVE_TARGETS, one, render
+
+SERVE_STAGES = ("serve", "serve-cpu")
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
 
 @pytest.fixture(scope="module")
@@ -72,29 +75,81 @@ def test_base_images_are_pinned(stages: dict[str, Stage]) -> None:
             continue
         _image, _, tag = stage.base.partition(":")
         assert re.search(r"\d+\.\d+\.\d+", tag), f"{stage.base}: pin a full version"
-    serve = stages["serve"]
-    assert re.fullmatch(r"nvidia/cuda:13\.\d+\.\d+-cudnn-runtime-ubuntu\d\d\.04", serve.base)
+    assert re.fullmatch(
+        r"nvidia/cuda:13\.\d+\.\d+-cudnn-runtime-ubuntu\d\d\.04", stages["serve"].base
+    )
+    # The slim CPU image runs the Python the serving lock is made for.
+    assert re.fullmatch(r"python:3\.12\.\d+-slim-\w+", stages["serve-cpu"].base)
+    assert stages["serve-cpu-build"].base == stages["serve-cpu"].base
 
 
-def test_serve_stage(stages: dict[str, Stage]) -> None:
-    serve = stages["serve"]
+@pytest.mark.parametrize("target", SERVE_STAGES)
+def test_serve_stage(stages: dict[str, Stage], target: str) -> None:
+    serve = stages[target]
     assert serve.last("USER").split(":")[0] == "10001"  # the uid k8s/ asks for (runAsUser)
     assert serve.all("EXPOSE") == [serve.env()["INDUCTIVE_PORT"]]
     health = serve.exec_form("HEALTHCHECK")
     assert health[0] == "python"
     assert "/v2/health/live" in health[-1]
     # No torch in the serving image: nothing in its build stages installs the train extra.
-    build_steps = " ".join(stages["serve-build"].all("RUN") + serve.all("RUN"))
+    builds = [stages[f"{target}-build"], stages["wheel"], serve]
+    build_steps = " ".join(r for stage in builds for r in stage.all("RUN"))
     assert "torch" not in build_steps
     assert "train" not in build_steps
-    copied = " ".join(stages["serve-build"].all("COPY"))
+    copied = " ".join(c for stage in builds for c in stage.all("COPY"))
     assert "training" not in copied
+    if target == "serve-cpu":
+        assert "cuda" not in " ".join(serve.env()).lower(), "no CUDA settings in the CPU image"
+
+
+@pytest.mark.parametrize("target", SERVE_STAGES)
+def test_serving_image_installs_exactly_its_hashed_lock(
+    stages: dict[str, Stage], target: str
+) -> None:
+    """The lock is copied in and installed with hashes and without resolving; the only other
+    install is inductive's own wheel, from the wheel stage, without dependencies or an index."""
+    build = stages[f"{target}-build"]
+    lock = f"requirements-{target}.lock"
+    assert f".ci/{lock} /tmp/" in build.all("COPY")
+    installs = [r for r in build.all("RUN") if "pip install" in r]
+    assert installs == [
+        f"pip install --no-cache-dir --require-hashes --no-deps -r /tmp/{lock}",
+        "pip install --no-cache-dir --no-deps --no-index /wheels/*.whl",
+    ]
+    assert "--from=wheel /wheels /wheels" in build.all("COPY")
+    # .ci/audit.sh audits the very same file.
+    assert f'"$ROOT/.ci/{lock}"' in (REPO / ".ci/audit.sh").read_text()
+    # The wheel is built with the locked setuptools, not one a resolver picks.
+    wheel = stages["wheel"]
+    assert "--require-hashes --no-deps -r requirements-build.lock" in " ".join(wheel.all("RUN"))
+    assert any("--no-build-isolation" in r for r in wheel.all("RUN"))
+
+
+@pytest.mark.parametrize("target", [*SERVE_STAGES, "train"])
+def test_oci_labels(stages: dict[str, Stage], target: str) -> None:
+    labels = {
+        k.removeprefix("org.opencontainers.image."): v for k, v in stages[target].labels().items()
+    }
+    assert labels["version"] == PYPROJECT["version"]
+    assert labels["licenses"] == PYPROJECT["license"]
+    assert labels["title"].startswith("inductive-")
+    assert labels["description"]
+    base = stages[target].base
+    assert labels["base.name"] in (f"docker.io/{base}", f"docker.io/library/{base}")
+
+
+def test_each_overlay_runs_the_image_of_its_target(stages: dict[str, Stage]) -> None:
+    for build, target in SERVE_TARGETS.items():
+        (server,) = one(render(build), "Deployment")["spec"]["template"]["spec"]["containers"]
+        repository = server["image"].rsplit(":", 1)[0].rsplit("/", 1)[1]
+        assert repository == stages[target].labels()["org.opencontainers.image.title"], build
 
 
 def test_entrypoints_are_the_declared_console_scripts(stages: dict[str, Stage]) -> None:
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    (serve_cmd,) = stages["serve"].exec_form("ENTRYPOINT")
-    assert scripts[serve_cmd] == "service.__main__:main"
+    scripts = PYPROJECT["scripts"]
+    for target in SERVE_STAGES:
+        (serve_cmd,) = stages[target].exec_form("ENTRYPOINT")
+        assert scripts[serve_cmd] == "service.__main__:main"
     assert stages["train"].exec_form("ENTRYPOINT") == ["python", "-m", "training"]
     assert (REPO / "training/__main__.py").exists()
 

@@ -3,6 +3,7 @@ as the image starts it (console script, settings from INDUCTIVE_* variables, an 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -86,10 +87,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_probe_routes_are_served(server: str) -> None:
     deployment = one(render("overlays/gpu"), "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         status, _ = _get(server + container[probe]["httpGet"]["path"])
-        # An empty store is a healthy, ready server (it serves whatever gets published).
         assert status == 200, (probe, status)
+    # An empty store is a live server (it serves whatever gets published) but not a ready one:
+    # it can serve nothing yet, and the probe's body says so (once start-up has listed the store).
+    path = container["readinessProbe"]["httpGet"]["path"]
+    deadline = time.monotonic() + 30
+    while "start-up" in (body := _get(server + path)[1]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status, body = _get(server + path)
+    assert status == 503
+    assert json.loads(body)["reason"].startswith("no model to serve")
 
 
 def test_scrape_route_serves_our_metrics(server: str) -> None:

@@ -73,18 +73,20 @@ class ServerProcess:
             return self.process.wait(5)
 
 
-def wait_ready(server: ServerProcess, timeout: float = 60) -> None:
+def wait_ready(server: ServerProcess, timeout: float = 60, path: str = "/v2/health/ready") -> None:
+    """Until `path` answers 200 (the readiness probe; `/v2/health/live` for a server that is
+    expected not to be ready)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}{path}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise TimeoutError(f"server not ready after {timeout} s:\n{server.log()}")
+    raise TimeoutError(f"{path} not 200 after {timeout} s:\n{server.log()}")
 
 
 @contextmanager
@@ -94,8 +96,10 @@ def running_server(
     env: Mapping[str, str] | None = None,
     *,
     ready_timeout: float = 60,
+    wait_for: str = "/v2/health/ready",
 ) -> Iterator[ServerProcess]:
-    """Starts `python -m service` on a free 127.0.0.1 port with INDUCTIVE_* settings `env`."""
+    """Starts `python -m service` on a free 127.0.0.1 port with INDUCTIVE_* settings `env`, and
+    returns once `wait_for` answers 200."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -120,7 +124,7 @@ def running_server(
         )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        wait_ready(server, ready_timeout)
+        wait_ready(server, ready_timeout, wait_for)
         yield server
     finally:
         server.terminate()

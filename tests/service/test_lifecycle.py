@@ -182,9 +182,14 @@ def test_repository_api_auth_and_unload(explicit_server: tuple[ServerProcess, Pa
     assert status == -404
     assert "not loaded" in str(message)
     assert _index(server)[("add", "1")]["state"] == "UNAVAILABLE"
+    # Explicit mode: the repository API decides what to serve, and now nothing is served.
+    unready = httpx.get(f"{server.url}/v2/health/ready")
+    assert unready.status_code == 503
+    assert unready.json()["reason"].startswith("no model to serve")
     assert _admin(server, "/models/add/load").status_code == 200
     with httpx.Client() as client:
         assert _infer(client, server.url, np.ones((1, 4), np.float32))[0] == 1
+    assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
 
 
 def test_alias_policy_follows_promote_and_rollback(

@@ -20,6 +20,7 @@ async def live() -> Response:
 
 @router.get("/ready")
 async def ready(state: State) -> Response:
-    """503 while models load at start-up and from the moment a SIGTERM starts the drain."""
-    is_ready = state.manager.ready
-    return json_response({"ready": is_ready}, status_code=200 if is_ready else 503)
+    """200 when the server can serve what it is configured to serve (INDUCTIVE_READY_REQUIRES);
+    503 otherwise, with the reason and the models not ready in the body."""
+    readiness = state.manager.readiness()
+    return json_response(readiness.body(), status_code=200 if readiness.ready else 503)
