@@ -58,7 +58,7 @@ class ModelManager:
         self.draining = False
         self._served: dict[str, dict[int, ServedVersion]] = {}
         # Version served when a request names none: the newest served version, or a canary's
-        # champion when its candidate takes no share (then the model is in `_canaries`).
+        # champion. A model whose canary candidate takes a share is in `_canaries` instead.
         self._default: dict[str, ServedVersion] = {}
         self._canaries: dict[str, CanaryRoute] = {}
         self._routing_seen: dict[str, tuple[object, ...] | None] = {}
