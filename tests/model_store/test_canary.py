@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from model_store import ModelStore, VersionNotFoundError, add_onnx, open_store
+from model_store.cli import main
 from model_store.policy import (
     CanaryError,
     desired_versions,
@@ -17,6 +18,7 @@ from model_store.policy import (
     start_canary,
 )
 from model_store.schema import Aliases, ModelConfig, VersionPolicy
+from tests.model_store.seaweed import SeaweedS3
 from tests.service import models
 
 
@@ -206,3 +208,27 @@ def test_gc_keeps_what_a_latest_policy_serves(store: ModelStore, model_file: Pat
     for _ in range(4):
         add_onnx(store, "m", model_file)
     assert store.gc("m", keep=1) == [1]
+
+
+def test_verify_without_a_name_checks_every_version_of_every_model(
+    any_store: ModelStore,
+    model_file: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("a", "b", "b"):
+        add_onnx(any_store, name, model_file)
+    assert main(["--store", any_store.uri, "verify"]) == 0
+    if any_store.uri.startswith("s3://"):
+        seaweed: SeaweedS3 = request.getfixturevalue("seaweed")
+        prefix = any_store.uri.removeprefix("s3://").partition("/")[2]
+        seaweed.client().put_object(
+            Bucket=seaweed.bucket, Key=f"{prefix}/b/1/model.onnx", Body=b"tampered"
+        )
+    else:
+        (Path(any_store.uri) / "b" / "1" / "model.onnx").write_bytes(b"tampered")
+    capsys.readouterr()
+    assert main(["--store", any_store.uri, "verify"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[1].startswith("b version 1: FAILED: ")
+    assert err == "error: 1 of 3 versions failed verification: b v1\n"
