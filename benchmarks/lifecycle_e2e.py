@@ -12,7 +12,9 @@ For each store kind (a local directory; S3 on a SeaweedFS this script starts its
 3. `python -m service` starts in poll mode and serves v1, under a steady client load (a thread
    running an asyncio pool of HTTP clients at `--rps`) that records every request.
 4. `model_store add` publishes v2: it is held back (stable is still v1); `model_store promote`
-   makes the server switch to v2; `model_store rollback` makes it serve v1 again.
+   makes the server switch to v2; `model_store rollback` makes it serve v1 again;
+   `model_store canary` lets v2 answer 20 % of the requests, and `model_store promote` ends the
+   canary (stable → v2).
 5. `model_store add --config` publishes v3 with a latest-version policy: the server follows.
 6. `python -m training train --publish` retrains while the server serves and publishes v4; the
    remaining publishes (up to `--publishes`) import the trained artifacts again.
@@ -327,8 +329,9 @@ def ten_logits(doc: dict[str, Any]) -> str | None:
 
 
 def cnn_steps(store: str, work: Path, publishes: int) -> list[Step]:
-    """The five kinds of step (held publish, promote, rollback, policy change, live retrain),
-    then plain publishes of the trained artifacts until `publishes` versions were added."""
+    """The six kinds of step (held publish, promote, rollback, canary and its promote, policy
+    change, live retrain), then plain publishes of the trained artifacts until `publishes`
+    versions were added."""
     latest_config = work / "latest-config.json"
     run_a, run_b = work / "run-a" / "model.onnx", work / "run-b" / "model.onnx"
     steps = [
@@ -336,6 +339,10 @@ def cnn_steps(store: str, work: Path, publishes: int) -> list[Step]:
              held=True),
         Step("promote stable→v2", store_command(store, "promote", MODEL, "2"), 2, alias=True),
         Step("rollback stable→v1", store_command(store, "rollback", MODEL), 1, alias=True),
+        Step("canary v2 at 20 %",
+             store_command(store, "canary", MODEL, "2", "--weight", "0.2"), 2),
+        Step("promote the canary (stable→v2)", store_command(store, "promote", MODEL), 2,
+             alias=True),
         Step("publish v3 + latest policy",
              store_command(store, "add", MODEL, str(run_b), "--config", str(latest_config)), 3),
         Step("retrain + publish v4 (live)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from model_store.hashing import sha256_file
 from model_store.integrity import onnx_keys
 from model_store.keys import parse_version, validate_alias, validate_file_key
 from model_store.onnx_files import external_locations, load_graph, location_key
+from model_store.policy import desired_versions
 from model_store.schema import Aliases, FileEntry, Manifest, ModelConfig, validate_model_name
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,19 @@ class ModelStore:
         validate_model_name(name)
         data = config.model_dump_json(indent=2).encode()
         self.backend.update_document(name, "config.json", lambda _old: data)
+
+    def update_config(self, name: str, change: Callable[[ModelConfig], ModelConfig]) -> None:
+        """Replaces the config with `change(config)`, atomically: a writer racing this one is
+        not lost (`change` may be called again with the config that writer left)."""
+
+        def update(raw: bytes | None) -> bytes:
+            try:
+                old = ModelConfig() if raw is None else ModelConfig.model_validate_json(raw)
+            except ValidationError as exc:
+                raise StoreError(f"{name}: invalid config.json ({exc})") from exc
+            return change(old).model_dump_json(indent=2).encode()
+
+        self.backend.update_document(validate_model_name(name), "config.json", update)
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -272,11 +286,15 @@ class ModelStore:
         )
 
     def gc(self, name: str, keep: int) -> list[int]:
-        """Delete all but the newest `keep` versions, never an aliased one; returns the deleted."""
+        """Deletes all but the newest `keep` versions, never one that an alias names or that the
+        version policy selects; returns the deleted."""
         if keep < 1:
             raise InvalidReferenceError(f"gc keep={keep}: keep at least the newest version")
         versions = self._versions_or_raise(name)
-        protected = set(self.aliases(name).values()) | set(versions[-keep:])
+        aliases = self.aliases(name)
+        policy = self.config(name).version_policy
+        selected = desired_versions(policy, versions, aliases)  # a canary's candidate too
+        protected = set(aliases.values()) | set(versions[-keep:]) | set(selected)
         doomed = [v for v in versions if v not in protected]
         for version in doomed:
             self.backend.delete_version(name, version)

@@ -1,8 +1,9 @@
 """Every Prometheus metric of the service, defined once, with bounded label sets.
 
 Labels are `model` and `version` of *served* versions only (names come from the store, never from
-a client's URL), plus small closed sets (`outcome`, `state`, `reason`). Each served version gets
-a `VersionMetrics` holding its label children, so the hot path never looks labels up.
+a client's URL; a canary's are `champion` and `candidate`), plus small closed sets (`outcome`,
+`state`, `reason`). Each served version gets a `VersionMetrics` holding its label children, and
+each shadow and captured version theirs, so the hot path never looks labels up.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ _LATENCY_BUCKETS = (
     2.5, 5.0, 10.0,
 )  # fmt: skip
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# Mean absolute difference between a shadow candidate's outputs and the champion's: from float
+# rounding (an fp16 variant) to a different model altogether.
+_DIFF_BUCKETS = (1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+SHADOW_OUTCOMES = ("compared", "dropped", "failed")
+CAPTURE_OUTCOMES = ("queued", "rate_limited", "queue_full", "stopped")
+CAPTURE_SAMPLE_OUTCOMES = ("written", "failed", "over_size")
 
 
 class Metrics:
@@ -129,6 +136,88 @@ class Metrics:
         )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
+        self._canary_metrics(r)
+        self._capture_metrics(r)
+
+    def _canary_metrics(self, r: CollectorRegistry) -> None:
+        self._canaries: dict[str, tuple[str, str, str]] = {}  # model → its canary gauges' labels
+        pair = ("model", "champion", "candidate")
+        self.canary_weight = Gauge(
+            "inductive_canary_weight_ratio",
+            "Share of the requests naming no version that a canary's candidate answers.",
+            pair,
+            registry=r,
+        )
+        self.canary_mirror = Gauge(
+            "inductive_canary_mirror_ratio",
+            "Share of the champion's requests also run on the candidate (shadow), only compared.",
+            pair,
+            registry=r,
+        )
+        self.shadow_requests = Counter(
+            "inductive_shadow_requests",
+            "Champion requests picked for the shadow: compared with the candidate's answer, "
+            "dropped (the candidate was behind, or the champion gave no answer) or failed (the "
+            "candidate failed, or answered in other shapes).",
+            (*pair, "outcome"),
+            registry=r,
+        )
+        self.shadow_samples = Counter(
+            "inductive_shadow_samples",
+            "Samples compared between champion and candidate (outputs with a class axis).",
+            pair,
+            registry=r,
+        )
+        self.shadow_agreement = Counter(
+            "inductive_shadow_agreement_samples",
+            "Compared samples whose argmax (last axis) is the same for champion and candidate; "
+            "agreement = this / inductive_shadow_samples_total.",
+            pair,
+            registry=r,
+        )
+        self.shadow_abs_diff = LoopHistogram(
+            "inductive_shadow_mean_abs_diff",
+            "Per compared request, the mean absolute difference of the numeric outputs.",
+            pair,
+            buckets=_DIFF_BUCKETS,
+            registry=r,
+        )
+
+    def _capture_metrics(self, r: CollectorRegistry) -> None:
+        self.capture_requests = Counter(
+            "inductive_capture_requests",
+            "Requests sampled for capture: queued for the writer, or dropped (rate bound, full "
+            "queue, capture stopped at its size bound).",
+            ("model", "version", "outcome"),
+            registry=r,
+        )
+        self.capture_samples = Counter(
+            "inductive_capture_samples",
+            "Captured samples: written in a shard, lost with a shard that failed to write, or "
+            "dropped at the size bound.",
+            ("model", "version", "outcome"),
+            registry=r,
+        )
+        self.capture_shards = Counter(
+            "inductive_capture_shards", "Shards written or failed.", ("outcome",), registry=r
+        )
+        self.capture_bytes = Counter(
+            "inductive_capture_written_bytes", "Bytes of shards written.", registry=r
+        )
+        self.capture_stopped = Gauge(
+            "inductive_capture_stopped",
+            "1 once capture stopped at its size bound (INDUCTIVE_CAPTURE_MAX_BYTES).",
+            registry=r,
+        )
+        self.capture_skipped = Counter(
+            "inductive_capture_skipped_versions",
+            "Loaded versions not captured: their inputs are not one float tensor (a sequence "
+            "padded along axis 1 allowed) or their outputs' sizes vary.",
+            ("model",),
+            registry=r,
+        )
+        for outcome in ("written", "failed"):
+            self.capture_shards.labels(outcome)
 
     def enable_gpu(self, device_id: int) -> None:
         """Adds GPU memory and utilisation gauges (called once a GPU provider serves)."""
@@ -148,6 +237,35 @@ class Metrics:
             inference_count=self.inference_count.labels(model, v),
             execution_count=self.execution_count.labels(model, v),
         )
+
+    def for_shadow(self, model: str, champion: int, candidate: int) -> ShadowMetrics:
+        pair = (model, str(champion), str(candidate))
+        return ShadowMetrics(
+            outcomes={o: self.shadow_requests.labels(*pair, o) for o in SHADOW_OUTCOMES},
+            samples=self.shadow_samples.labels(*pair),
+            agreement=self.shadow_agreement.labels(*pair),
+            abs_diff=self.shadow_abs_diff.labels(*pair),
+        )
+
+    def for_capture(self, model: str, version: int) -> CaptureMetrics:
+        v = str(version)
+        return CaptureMetrics(
+            requests={o: self.capture_requests.labels(model, v, o) for o in CAPTURE_OUTCOMES},
+            samples={o: self.capture_samples.labels(model, v, o) for o in CAPTURE_SAMPLE_OUTCOMES},
+        )
+
+    def set_canary(
+        self, model: str, pair: tuple[int, int] | None, weight: float, mirror: float
+    ) -> None:
+        """The canary's shares as gauges; `pair` (champion, candidate) None: no canary."""
+        old = self._canaries.pop(model, None)
+        if old is not None:
+            self.canary_weight.remove(*old)
+            self.canary_mirror.remove(*old)
+        if pair is not None:
+            labels = self._canaries[model] = (model, str(pair[0]), str(pair[1]))
+            self.canary_weight.labels(*labels).set(weight)
+            self.canary_mirror.labels(*labels).set(mirror)
 
     def set_state(self, model: str, version: int, state: str | None) -> None:
         """Mark `state` as the version's state; None removes the version's state series."""
@@ -175,6 +293,24 @@ class VersionMetrics:
     queue_depth: Gauge
     inference_count: Counter
     execution_count: Counter
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowMetrics:
+    """The label children of one champion/candidate pair."""
+
+    outcomes: dict[str, Counter]
+    samples: Counter
+    agreement: Counter
+    abs_diff: LoopHistogramChild
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureMetrics:
+    """The label children of one captured version."""
+
+    requests: dict[str, Counter]
+    samples: dict[str, Counter]
 
 
 def _gpu_collector(device_id: int) -> Collector | None:

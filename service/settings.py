@@ -152,6 +152,58 @@ class Settings(BaseSettings):
         default=None, gt=0, description="Override: request timeout when the client sets none."
     )
 
+    # --- canary shadow ----------------------------------------------------------------------
+    shadow_max_inflight: int = Field(
+        default=64,
+        ge=1,
+        description="A shadow (a canary's mirror share) keeps at most this many mirrored requests "
+        "in flight per model; beyond, mirrored requests are dropped and counted.",
+    )
+    shadow_max_queue: int = Field(
+        default=32,
+        ge=1,
+        description="A mirrored request is dropped (and counted) when the candidate's queue "
+        "already holds this many requests: a candidate that is behind never holds the "
+        "champion's answers up.",
+    )
+
+    # --- traffic capture (off unless capture_uri is set) ---------------------------------
+    capture_uri: str | None = Field(
+        default=None,
+        description="Write a sample of the served requests and their answers as shards to this "
+        "directory or s3://bucket/prefix (service/README.md); unset: no capture.",
+    )
+    capture_sample_rate: float = Field(
+        default=0.01, gt=0, le=1, description="Share of the requests captured (each one whole)."
+    )
+    capture_max_samples_per_s: float = Field(
+        default=100.0,
+        gt=0,
+        description="At most this many samples a second are captured, all models together; "
+        "more are dropped and counted.",
+    )
+    capture_max_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Capture stops (and logs it once) when the shards this process wrote would "
+        "pass this many bytes.",
+    )
+    capture_shard_samples: int = Field(
+        default=1000, ge=1, description="Samples per shard (one model version each)."
+    )
+    capture_flush_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A version's captured samples are written at the latest this long after "
+        "the first of them, even if the shard is not full.",
+    )
+    capture_queue_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=1,
+        description="Captured requests waiting for the writer thread hold at most this many "
+        "bytes; beyond, requests are not captured (counted), never delayed.",
+    )
+
     # --- logs -----------------------------------------------------------------------------
     log_format: Literal["json", "text"] = Field(default="json", description="json lines or text.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")

@@ -41,7 +41,7 @@ def batch_key(inputs: dict[str, np.ndarray], layout: Layout) -> tuple[object, ..
     return tuple(key)
 
 
-def _lengths(request: dict[str, np.ndarray], r: RaggedInput) -> np.ndarray:
+def sample_lengths(request: dict[str, np.ndarray], r: RaggedInput) -> np.ndarray:
     """Each sample's true length along the ragged axis: sent by the client, or the tensor's own."""
     if r.lengths_input is not None and r.lengths_input in request:
         return request[r.lengths_input].astype(np.int64, copy=False)
@@ -76,7 +76,7 @@ def assemble(requests: Sequence[dict[str, np.ndarray]], layout: Layout) -> dict[
             padded[tuple(index)] = t
             row += t.shape[0]
         out[r.input] = padded
-        lengths = np.concatenate([_lengths(req, r) for req in requests])
+        lengths = np.concatenate([sample_lengths(req, r) for req in requests])
         if r.lengths_input is not None and r.lengths_input in sig.inputs:
             dtype = NUMPY_DTYPES[sig.inputs[r.lengths_input].datatype]
             out[r.lengths_input] = lengths.astype(dtype, copy=False)

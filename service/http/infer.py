@@ -175,9 +175,12 @@ class InferCall:
         served.batcher.check_capacity()  # before decoding: refusing under overload is cheap
         decoded = served.plans.decode(body, self.header_length)
         request = self.request = decoded.request
-        return served.batcher.submit(
+        ticket = served.batcher.submit(
             request.inputs, decoded.samples, request.timeout_s, key=decoded.key
         )
+        if served.shadow is not None:  # mirror hook: a canary's candidate runs it too
+            served.shadow.offer(request.inputs, decoded.samples, decoded.key, ticket)
+        return ticket
 
     def answer(self, results: Results) -> tuple[int, Headers, bytes]:
         served, request = self.served, self.request
@@ -199,6 +202,8 @@ class InferCall:
         self._finish_headers(headers)
         served.metrics.outcomes["success"].inc()
         served.metrics.request_seconds.observe(time.perf_counter() - self.started)
+        if served.capture is not None:  # capture hook: a sample of the traffic, as shards
+            served.capture.offer(request, results, self.rid)
         return 200, headers, payload
 
     def refuse(self, exc: BaseException) -> tuple[int, Headers, bytes]:

@@ -8,6 +8,8 @@ and the old version drains its queue before its session is released. A version t
 load never replaces a working one: it is marked FAILED with the reason. `ready` says the start-up
 load is done and no drain has begun (inference is admitted); whether the server can serve what it
 is configured to serve, the readiness probe's question, is `readiness()` (readiness.py).
+A canary (routing.py) swaps its route in the same assignment; a weight or mirror change is a new
+route over the versions already loaded. With capture on, each loaded version gets its capture.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,9 +32,12 @@ from model_store.schema import (
 )
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
+from service.capture import CaptureWriter
 from service.errors import BadRequestError, NotFoundError, UnavailableError
 from service.lifecycle.readiness import Readiness, assess
+from service.lifecycle.routing import CanaryRoute, Routing, plan
 from service.lifecycle.served import ServedVersion, State, Status
+from service.lifecycle.shadow import Shadow, ShadowLimits
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
@@ -55,8 +60,13 @@ class ModelManager:
         self.ready = False
         self.draining = False
         self._served: dict[str, dict[int, ServedVersion]] = {}
-        # Version served when a request names none: the newest served version.
+        # Version served when a request names none: the newest served version, or a canary's
+        # champion. A model whose canary candidate takes a share is in `_canaries` instead.
         self._default: dict[str, ServedVersion] = {}
+        self._canaries: dict[str, CanaryRoute] = {}
+        self._routing_seen: dict[str, tuple[object, ...] | None] = {}
+        self._shadow_limits = ShadowLimits(settings.shadow_max_inflight, settings.shadow_max_queue)
+        self._capture = CaptureWriter(settings, metrics) if settings.capture_uri else None
         self._status: dict[tuple[str, int], Status] = {}
         self._known: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -76,11 +86,17 @@ class ModelManager:
 
     # --- lookups (hot path: dictionary reads only) ---------------------------------------
 
-    def lookup(self, name: str, version: int | None = None) -> ServedVersion:
+    def lookup(self, name: str, version: int | None = None, *, split: bool = True) -> ServedVersion:
+        """The version that answers; during a canary a request naming no version is split by
+        the weight (a model without one pays for no more than the first dictionary read), or
+        gets the champion with `split` False (its metadata)."""
         if version is None:
             served = self._default.get(name)
             if served is not None:
                 return served
+            route = self._canaries.get(name)
+            if route is not None:
+                return route.pick() if split else route.champion
         else:
             found = self._served.get(name, {}).get(version)
             if found is not None:
@@ -147,6 +163,8 @@ class ModelManager:
         self._choice = await self._in_loader(lambda: choose_providers(self.settings))
         if self._choice.on_gpu:
             self.metrics.enable_gpu(self.settings.cuda_device_id)
+        if self._capture is not None:
+            self._capture.start()
 
     async def load_all(self) -> None:
         """Loads every model by its policy (retrying while the store is unreachable), then ready."""
@@ -254,7 +272,9 @@ class ModelManager:
                 if len(ready) >= max(len(desired), 1 if current else 0):
                     break
                 ready.setdefault(v, current[v])
-            self._publish(name, ready)
+            routing = plan(ready, config.version_policy, aliases) if ready else None
+            self._publish(name, ready, routing)
+            self._set_shadows(name, [*current.values(), *loaded.values()], routing)
             self._outcomes[name] = "" if ready else self._why_no_version_ready(name, desired)
             for v, old in current.items():
                 if v not in ready:
@@ -274,21 +294,67 @@ class ModelManager:
         versions = self._store.list_versions(name)
         if not versions:
             raise ModelNotFoundError(f"model '{name}' has no complete version in the store")
+        # The config before the aliases: a canary's promote moves the alias first, so aliases
+        # read after the config are never older than it (model_store/policy.py).
         config = self._store.config(name)
-        aliases = self._store.aliases(name) if config.version_policy.kind == "alias" else {}
+        by_alias = config.version_policy.kind in ("alias", "canary")
+        aliases = self._store.aliases(name) if by_alias else {}
         return config, versions, aliases
 
-    def _publish(self, name: str, table: dict[int, ServedVersion]) -> None:
+    def _publish(self, name: str, table: dict[int, ServedVersion], routing: Routing | None) -> None:
         """Switches traffic: the new tables replace the old ones in single assignments."""
         served = dict(self._served)
         default = dict(self._default)
-        if table:
+        canaries = dict(self._canaries)
+        served.pop(name, None)
+        default.pop(name, None)
+        canaries.pop(name, None)
+        if table and routing is not None:
             served[name] = table
-            default[name] = table[max(table)]
-        else:
-            served.pop(name, None)
-            default.pop(name, None)
-        self._served, self._default = served, default
+            if routing.canary is not None:
+                canaries[name] = routing.canary
+            else:
+                default[name] = routing.default
+        self._served, self._default, self._canaries = served, default, canaries
+        self._show_routing(name, routing)
+
+    def _set_shadows(
+        self, name: str, versions: Iterable[ServedVersion], routing: Routing | None
+    ) -> None:
+        """The champion of a canary with a mirror share mirrors to its candidate; no other
+        version of the model mirrors. A shadow whose pair is unchanged keeps its count of
+        requests in flight (only its share is updated)."""
+        mirror = routing.mirror if routing is not None else None
+        for served in versions:
+            if mirror is None or served is not mirror.champion:
+                served.shadow = None
+            elif served.shadow is not None and served.shadow.candidate is mirror.candidate:
+                served.shadow.share = mirror.share
+            else:
+                metrics = self.metrics.for_shadow(name, served.version, mirror.candidate.version)
+                served.shadow = Shadow(mirror.candidate, mirror.share, self._shadow_limits, metrics)
+
+    def _show_routing(self, name: str, routing: Routing | None) -> None:
+        """Logs a canary's routing and sets its gauges when a poll changed them."""
+        key = None if routing is None else routing.key
+        before = self._routing_seen.get(name)
+        if key == before:
+            return
+        self._routing_seen[name] = key
+        if routing is not None and routing.note:
+            log.info("model %s: %s", name, routing.note)
+        elif before is not None and before[-1]:  # the last routing had a note: a canary's
+            log.info("model %s: no canary any more", name)
+        route = None if routing is None else routing.canary or routing.mirror
+        if routing is None or route is None:
+            self.metrics.set_canary(name, None, 0.0, 0.0)
+            return
+        self.metrics.set_canary(
+            name,
+            (route.champion.version, route.candidate.version),
+            routing.canary.weight if routing.canary else 0.0,
+            routing.mirror.share if routing.mirror else 0.0,
+        )
 
     async def _load_version(self, name: str, version: int) -> ServedVersion:
         self._set_status(name, version, State.LOADING)
@@ -355,9 +421,12 @@ class ModelManager:
         layout = Layout(sig, config.ragged_inputs)
         batcher = Batcher(label, model.run, layout, policy, metrics, worker_nice=s.worker_nice)
         plans = RequestPlans(sig, layout, s.max_tensor_elements)
-        return ServedVersion(
+        served = ServedVersion(
             manifest.name, manifest.version, manifest, config, sig, model, batcher, metrics, plans
         )
+        if self._capture is not None:
+            served.capture = self._capture.for_version(served)
+        return served
 
     async def _unload(self, served: ServedVersion, reason: str) -> None:
         """Lets the version finish what it has queued, then releases its session."""
@@ -400,7 +469,8 @@ class ModelManager:
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             current = self._served.get(name, {})
-            self._publish(name, {})
+            self._publish(name, {}, None)
+            self._set_shadows(name, current.values(), None)
             self._outcomes[name] = "unloaded through the repository API"
             if not self.settings.models:
                 self._to_serve.discard(name)
@@ -420,8 +490,10 @@ class ModelManager:
         # Versions already being replaced finish draining first.
         await asyncio.gather(*self._tasks, return_exceptions=True)
         served = [s for table in self._served.values() for s in table.values()]
-        self._served, self._default = {}, {}
+        self._served, self._default, self._canaries = {}, {}, {}
         await asyncio.gather(*(self._unload(s, "server shutting down") for s in served))
+        if self._capture is not None:  # after the last answers: their captures are queued
+            await self._capture.close()
         self._loader.shutdown(wait=False, cancel_futures=True)
 
     # --- helpers --------------------------------------------------------------------------

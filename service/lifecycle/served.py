@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from model_store.schema import Manifest, ModelConfig
 from service.batching import Batcher
@@ -12,6 +13,10 @@ from service.metrics import VersionMetrics
 from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
 from service.runtime import OnnxModel
+
+if TYPE_CHECKING:
+    from service.capture import VersionCapture
+    from service.lifecycle.shadow import Shadow
 
 
 class State(StrEnum):
@@ -42,3 +47,7 @@ class ServedVersion:
     batcher: Batcher
     metrics: VersionMetrics
     plans: RequestPlans  # how its requests are decoded and checked
+    # Set while it is a canary's champion with a mirror share: the candidate it mirrors to.
+    shadow: Shadow | None = None
+    # Set when traffic capture is on and its inputs are of a kind a shard holds.
+    capture: VersionCapture | None = None

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -380,3 +382,27 @@ def test_event_loop_time_and_compute_are_charged_per_request_and_sample() -> Non
         },
     )
     assert "100, mean batch 16.0, 4.000 ms per batch = 250 µs per sample" in line
+
+
+@needs_wrk
+@pytest.mark.slow
+def test_the_shadow_benchmark_measures_each_mirror_share(tiny_store: Path, tmp_path: Path) -> None:
+    """`benchmarks.shadow` on the tiny store, one short round: every phase answered, the
+    mirrored phase compared requests with agreement 1 (the same model twice)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.shadow", "--model", "add", "--store", str(tiny_store),
+         "--mirrors", "0", "1", "--rounds", "1", "--seconds", "1", "--rps", "50",
+         "--concurrency", "4", "--out", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "add.json").read_text())
+    plain, mirrored = results["0.0"][0], results["1.0"][0]
+    for phase in (plain, mirrored):
+        assert phase["fixed_rate"]["requests"] > 0
+        assert phase["fixed_rate"]["failures"] == 0
+        assert phase["saturated"]["errors"] == 0
+    assert plain["shadow"]["compared"] == 0
+    assert mirrored["shadow"]["compared"] > 0
+    assert mirrored["shadow"]["samples"] == mirrored["shadow"]["agreeing"]
+    assert "| 100% |" in (tmp_path / "report.md").read_text()

@@ -1,7 +1,7 @@
 """The user's flow of `benchmarks/lifecycle_e2e.py` on tiny models, over a local and an S3 store:
 while a pool of clients keeps a steady load on the real server (`python -m service`, poll mode),
-`python -m model_store` publishes, promotes and rolls back; not one request may fail, and every
-answer is checked against the version that says it computed it."""
+`python -m model_store` publishes, promotes, rolls back and runs a canary; not one request may
+fail, and every answer is checked against the version that says it computed it."""
 
 from __future__ import annotations
 
@@ -40,10 +40,13 @@ def test_publish_promote_rollback_under_load_fail_no_request(
     def add(version: int, *options: str) -> list[str]:
         return store_command(store_uri, "add", MODEL, str(artifact(tmp_path, version)), *options)
 
+    canary = store_command(store_uri, "canary", MODEL, "2", "--weight", "0.2")
     steps = [
         Step("publish v2 while stable=v1", add(2), 2, held=True),
         Step("promote stable→v2", store_command(store_uri, "promote", MODEL, "2"), 2, alias=True),
         Step("rollback stable→v1", store_command(store_uri, "rollback", MODEL), 1, alias=True),
+        Step("canary v2 at 20 %", canary, 2),
+        Step("promote the canary", store_command(store_uri, "promote", MODEL), 2, alias=True),
         Step("publish v3 with a latest policy", add(3, "--config", str(latest)), 3),
         Step("publish v4", add(4), 4),
     ]
@@ -74,6 +77,8 @@ def test_publish_promote_rollback_under_load_fail_no_request(
     # After the rollback, v1 answers again, and nothing newer than v2 ever did before v3.
     assert "1" in by_label["rollback stable→v1"]
     assert set(by_label["rollback stable→v1"]) <= {"1", "2"}
+    assert {"1", "2"} <= set(by_label["canary v2 at 20 %"]) <= {"1", "2"}
+    assert set(by_label["promote the canary"]) <= {"1", "2"}
     assert set(by_label["publish v4"]) <= {"3", "4"}
     last = max(records, key=lambda r: r.start)
     assert last.version == 4

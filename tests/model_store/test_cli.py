@@ -39,11 +39,12 @@ def test_add_list_show_promote_rollback_verify_gc(
 
     code, out, _ = run(capsys, store_dir, "list")
     assert out.splitlines() == [
-        "MODEL  VERSIONS  LATEST  ALIASES",
-        "demo   2         2       stable→1",
+        "MODEL  VERSIONS  LATEST  ALIASES   POLICY",
+        "demo   2         2       stable→1  latest 1",
     ]
     code, out, _ = run(capsys, store_dir, "list", "demo")
-    header, first, second = out.splitlines()
+    header, first, second, policy = out.splitlines()
+    assert policy == "policy: latest 1"
     assert header.split() == ["VERSION", "CREATED", "SIZE", "PRODUCER", "ALIASES", "METRICS"]
     assert first.split()[0] == "1"
     assert first.split()[-2:] == ["stable", "accuracy=0.97"]
@@ -126,3 +127,96 @@ def test_module_entry_point_reads_the_store_from_the_environment(
     )  # fmt: skip
     assert missing.returncode == 2
     assert "set INDUCTIVE_STORE" in missing.stderr
+
+
+def test_canary_shadow_promote_rollback_and_what_list_and_show_say(
+    capsys: pytest.CaptureFixture[str], store_dir: Path, model_file: Path
+) -> None:
+    for _ in range(3):
+        assert run(capsys, store_dir, "add", "demo", str(model_file))[0] == 0
+    assert run(capsys, store_dir, "promote", "demo", "1")[0] == 0
+
+    code, out, _ = run(capsys, store_dir, "canary", "demo", "2", "--weight", "0.2")
+    assert (code, out) == (0, "demo: canary version 2 answers 20% of the requests that name no "
+                              "version, version 1 (stable) the rest\n")  # fmt: skip
+    code, out, _ = run(capsys, store_dir, "list")
+    assert out.splitlines()[1].split("  ")[-1] == (
+        "canary v2 answers 20% (champion: stable), mirrors 0%"
+    )
+    code, out, _ = run(capsys, store_dir, "list", "demo")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:4]}
+    assert "stable" in rows["1"]
+    assert "canary" in rows["2"]
+    assert out.splitlines()[-1].startswith("policy: canary v2")
+    assert "aliases:  canary\n" in run(capsys, store_dir, "show", "demo", "2")[1]
+
+    code, out, err = run(capsys, store_dir, "promote", "demo", "3")
+    assert (code, err) == (1, "error: model 'demo' has a canary of version 2 in progress: "
+                              "promote it (promote demo) or roll it back first\n")  # fmt: skip
+    assert run(capsys, store_dir, "promote", "demo")[1] == (
+        "demo: stable → version 2; the canary is over\n"
+    )
+    assert "policy: alias stable" in run(capsys, store_dir, "list", "demo")[1]
+
+    code, out, _ = run(capsys, store_dir, "shadow", "demo", "3", "--mirror", "0.5")
+    assert out == (
+        "demo: shadow of version 3: 50% of the requests version 2 (stable) answers also run "
+        "on it, compared and never sent\n"
+    )
+    assert run(capsys, store_dir, "rollback", "demo")[1] == (
+        "demo: canary of version 3 ended; stable stays version 2\n"
+    )
+    # Outside a canary, rollback moves the alias back as before.
+    assert run(capsys, store_dir, "rollback", "demo")[1] == "demo: stable → version 1\n"
+    code, _, err = run(capsys, store_dir, "promote", "demo")
+    assert (code, err) == (1, "error: model 'demo' has no canary in progress: name the "
+                              "version to promote\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["canary", "demo", "2", "--weight", "0.2"], "error: model 'demo' has no 'stable' version"),
+        (["canary", "demo", "1", "--weight", "x"], "usage:"),
+        (["shadow", "demo", "5"], "error: model 'demo' has no version 5"),
+        (["rollback", "demo", "--alias", "prod"], "error: model 'demo' has no alias 'prod'"),
+    ],
+)
+def test_a_canary_that_cannot_start_exits_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+    store_dir: Path,
+    model_file: Path,
+    args: list[str],
+    message: str,
+) -> None:
+    for _ in range(2):
+        assert run(capsys, store_dir, "add", "demo", str(model_file))[0] == 0
+    if message == "usage:":
+        with pytest.raises(SystemExit) as exit_info:
+            run(capsys, store_dir, *args)
+        assert exit_info.value.code == 2
+        assert "is not a share between 0 and 1" in capsys.readouterr().err
+        return
+    code, out, err = run(capsys, store_dir, *args)
+    assert (code, out) == (1, "")
+    assert err.startswith(message)
+    assert err.count("\n") == 1
+
+
+def test_verify_without_a_name_checks_the_whole_store(
+    capsys: pytest.CaptureFixture[str], store_dir: Path, model_file: Path
+) -> None:
+    for name in ("a", "b", "b"):
+        run(capsys, store_dir, "add", name, str(model_file))
+    code, out, _ = run(capsys, store_dir, "verify")
+    assert (code, out) == (0, "a version 1: ok\nb version 1: ok\nb version 2: ok\n"
+                              "all 3 versions ok\n")  # fmt: skip
+    (store_dir / "b" / "1" / "model.onnx").write_bytes(b"tampered")
+    code, out, err = run(capsys, store_dir, "verify")
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[0] == "a version 1: ok"
+    assert lines[1].startswith("b version 1: FAILED: ")
+    assert "'model.onnx' has 8 bytes" in lines[1]
+    assert lines[2] == "b version 2: ok"
+    assert err == "error: 1 of 3 versions failed verification: b v1\n"

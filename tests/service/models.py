@@ -190,3 +190,55 @@ def warmup_failure_model(directory: Path) -> Path:
         ],
     )
     return _save(graph, directory, "warmup_failure")
+
+
+def classifier_model(
+    directory: Path, *, seed: int = 0, name: str = "classifier", slow_depth: int = 0
+) -> Path:
+    """x FP32 [-1, 4] → logits FP32 [-1, 3] = x @ W + b, W and b drawn from `seed` (two seeds
+    give two classifiers that disagree on some inputs). `slow_depth` > 0 adds that many chained
+    1024×1024 MatMuls whose result is multiplied by zero and added: the same answers, computed
+    slowly (≈ 2 MFLOP a sample per step), for a version that falls behind."""
+    rng = np.random.default_rng(seed)
+    consts = [
+        numpy_helper.from_array(rng.standard_normal((4, 3)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["fast" if slow_depth else "logits"]),
+    ]
+    if slow_depth:
+        width = 1024
+        consts += [
+            numpy_helper.from_array(rng.standard_normal((4, width)).astype(np.float32), "W_in"),
+            numpy_helper.from_array(
+                (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32), "W_deep"
+            ),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ]
+        nodes.append(helper.make_node("MatMul", ["x", "W_in"], ["h0"]))  # (B, width)
+        nodes += [
+            helper.make_node("MatMul", [f"h{i}", "W_deep"], [f"h{i + 1}"])
+            for i in range(slow_depth)
+        ]
+        nodes += [
+            helper.make_node("ReduceMean", [f"h{slow_depth}"], ["mean"], keepdims=1),  # (1, 1)
+            helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+            helper.make_node("Add", ["fast", "nothing"], ["logits"]),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [_value("x", TensorProto.FLOAT, ["batch", 4])],
+        [_value("logits", TensorProto.FLOAT, ["batch", 3])],
+        initializer=consts,
+    )
+    return _save(graph, directory, name)
+
+
+def classifier_reference(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((4, 3)).astype(np.float32)
+    bias = rng.standard_normal(3).astype(np.float32)
+    return x @ weight + bias

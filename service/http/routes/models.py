@@ -29,7 +29,7 @@ def _metadata(state: AppState, served: ServedVersion) -> dict[str, Any]:
 
 def _ready(state: AppState, name: str, version: str | None) -> Response:
     try:
-        served = state.manager.lookup(name, parse_version(version))
+        served = state.manager.lookup(name, parse_version(version), split=False)
     except UnavailableError:
         return json_response({"name": name, "ready": False}, status_code=503)
     return json_response({"name": served.name, "ready": True})
@@ -47,7 +47,7 @@ def _config(served: ServedVersion) -> dict[str, Any]:
 
 @router.get("/{name}")
 async def model_metadata(name: str, state: State) -> Response:
-    return json_response(_metadata(state, state.manager.lookup(name)))
+    return json_response(_metadata(state, state.manager.lookup(name, split=False)))
 
 
 @router.get("/{name}/versions/{version}")
@@ -67,7 +67,7 @@ async def version_ready(name: str, version: str, state: State) -> Response:
 
 @router.get("/{name}/config")
 async def model_config(name: str, state: State) -> Response:
-    return json_response(_config(state.manager.lookup(name)))
+    return json_response(_config(state.manager.lookup(name, split=False)))
 
 
 @router.get("/{name}/versions/{version}/config")
