@@ -102,7 +102,9 @@ def sequence_model(path: Path, seed: int) -> Path:
 def build_demo_store(store: Path, work: Path) -> Path:
     """The four demo models, version 1 each, with the serving configs training writes."""
     work.mkdir(parents=True, exist_ok=True)
-    image_config = ModelConfig(batching=BatchingConfig(max_batch_size=64), labels={"logits": DIGITS})
+    image_config = ModelConfig(
+        batching=BatchingConfig(max_batch_size=64), labels={"logits": DIGITS}
+    )
     sequence_config = ModelConfig(
         batching=BatchingConfig(max_batch_size=64),
         ragged_inputs=(RaggedInput(input="x", axis=1, lengths_input="lengths"),),

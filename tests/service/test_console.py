@@ -96,11 +96,13 @@ def test_a_version_that_fails_to_load_shows_with_its_reason_and_history(
                                 if v["version"] == version and v["state"] == "FAILED"])  # fmt: skip
     assert failed, _models(server)["cnn"]
     assert "model.onnx" in failed[0]["reason"] or "rotobuf" in failed[0]["reason"], failed
-    assert failed[0]["served"] is False and "provider" not in failed[0]
+    assert failed[0]["served"] is False
+    assert "provider" not in failed[0]
     cnn = _models(server)["cnn"]
     assert cnn["default_version"] == 1  # the working version keeps serving
     assert [(e["version"], e["state"]) for e in cnn["history"][-2:]] == [
-        (version, "LOADING"), (version, "FAILED"),
+        (version, "LOADING"),
+        (version, "FAILED"),
     ]
     assert cnn["history"][-1]["reason"] == failed[0]["reason"]
 
@@ -130,11 +132,13 @@ def test_console_files_carry_a_strict_csp_and_revalidate(server: ServerProcess) 
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     csp = page.headers["content-security-policy"]
     assert csp == CONTENT_SECURITY_POLICY
-    assert csp.startswith("default-src 'self';") and "unsafe" not in csp
+    assert csp.startswith("default-src 'self';")
+    assert "unsafe" not in csp
     assert page.headers["x-content-type-options"] == "nosniff"
     # No inline script or style in the page: every script and stylesheet is a file.
     assert not re.search(r"<script(?![^>]*\bsrc=)", page.text)
-    assert "<style" not in page.text and " style=" not in page.text
+    assert "<style" not in page.text
+    assert " style=" not in page.text
     script = httpx.get(f"{server.url}/console/js/main.js")
     assert script.headers["content-type"] == "text/javascript; charset=utf-8"
     again = httpx.get(
