@@ -253,6 +253,41 @@ def test_the_npy_reader_agrees_with_numpy(console: ConsolePage) -> None:
     assert read["|b1"]["datatype"] == "BOOL"
 
 
+def test_version_policies_are_shown_by_kind_and_fields(console: ConsolePage) -> None:
+    """Known kinds in words, a canary with its weight (and the version it tags), and a kind this
+    page does not know by its fields."""
+    console.goto()
+    shown = console.page.evaluate(
+        """async () => {
+          const { describePolicy, versionTags } = await import("./js/policy.js");
+          const base = { latest: 1, versions: [], alias: "stable" };
+          const canary = { ...base, kind: "canary", candidate: 3, weight: 0.1, mirror: 0.05 };
+          return [
+            describePolicy({ ...base, kind: "latest" }, {}),
+            describePolicy({ ...base, kind: "latest", latest: 2 }, {}),
+            describePolicy({ ...base, kind: "specific", versions: [1, 3] }, {}),
+            describePolicy({ ...base, kind: "alias" }, { stable: 2 }),
+            describePolicy({ ...base, kind: "alias" }, {}),
+            describePolicy(canary, { stable: 2 }),
+            describePolicy({ ...base, kind: "shadow", target: 4 }, {}),
+            versionTags(3, canary, { stable: 2 }),
+            versionTags(2, canary, { stable: 2 }),
+          ];
+        }"""
+    )
+    assert shown == [
+        "latest version",
+        "latest 2 versions",
+        "versions 1, 3",
+        "alias stable → v2",
+        "alias stable → not set",
+        "canary: v3 takes 10 %, mirror 5 %; stable → v2",
+        "shadow: latest 1, alias stable, target 4",
+        ["canary 10 %"],
+        ["stable"],
+    ]
+
+
 # --- live figures -----------------------------------------------------------------------------
 
 

@@ -152,7 +152,8 @@ export class TryIt {
   #digitSection(version, input) {
     const canvas = h("canvas", {
       width: SIZE, height: SIZE, class: "pad",
-      "aria-label": "Drawing area: draw a digit with a mouse, pen or finger; it is sent when you lift it",
+      "aria-label": "Drawing area: draw a digit with a mouse, pen or finger; it is sent when you "
+        + "lift it. Without a pointer, send a tensor with the form below.",
     });
     const preview = h("canvas", { width: 28, height: 28, class: "preview", role: "img", "aria-label": "The drawing as the model sees it, 28 by 28 pixels" });
     const result = h("div", { class: "prediction", role: "status", "aria-live": "polite" },
