@@ -3,9 +3,9 @@
 // computed in the browser from what the server already counts: the console adds no work to the
 // inference path.
 
-import { parseMetrics } from "./prometheus.js";
+import { parseMetrics, versionKey } from "./prometheus.js";
 
-export const WINDOW_SECONDS = 60; // the overview's "last minute"
+const WINDOW_SECONDS = 60; // the overview's "last minute"
 export const HISTORY_SECONDS = 300; // what the charts show
 
 // The value below which a fraction q of the observations fall, interpolated linearly inside
@@ -112,7 +112,7 @@ export class LiveMetrics {
     if (!last) return [];
     return [...last.series.values()]
       .filter((s) => s.model === model && (version === undefined || s.version === String(version)))
-      .map((s) => `${s.model}\u0000${s.version}`);
+      .map((s) => versionKey(s.model, s.version));
   }
 
   // The last minute (or as much of it as has been seen) of a model, or of one of its versions.

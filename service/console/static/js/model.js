@@ -11,7 +11,7 @@ import { TryIt } from "./tryit.js";
 
 // Batch-size histogram buckets (cumulative, by upper bound) → one bar per bucket, "3–4" style,
 // up to the bucket holding the model's largest batch.
-export function batchBars(buckets, maxBatch) {
+function batchBars(buckets, maxBatch) {
   const bars = [];
   let previous = 0;
   let below = 0;

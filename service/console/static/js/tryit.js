@@ -14,7 +14,7 @@ const TOP_K = 3;
 const SHOWN_VALUES = 64;
 const SNIPPET_LIMIT = 1 << 20; // characters: a larger request is not written out as a command
 
-export function isDigitInput(spec) {
+function isDigitInput(spec) {
   const [batch, ...rest] = spec.shape;
   return spec.datatype === "FP32" && (batch === -1 || batch === 1) && rest.join(",") === "1,28,28";
 }
@@ -36,7 +36,9 @@ function classList(classes) {
 }
 
 function errorBox(error) {
-  const status = error instanceof ApiError ? `HTTP ${error.status}` : "Not sent";
+  let status = "No answer"; // the request went out but nothing came back (network, server gone)
+  if (error instanceof ApiError) status = `HTTP ${error.status}`;
+  else if (error instanceof TensorTextError || error instanceof NpyError) status = "Not sent";
   return h("div", { class: "error", role: "alert" },
     h("strong", {}, status), " ", h("span", { class: "server-message" }, error.message));
 }
@@ -159,13 +161,17 @@ export class TryIt {
     const result = h("div", { class: "prediction", role: "status", "aria-live": "polite" },
       h("p", { class: "muted" }, "Draw a digit in the box."));
     const labelled = this.#classifiedOutputs(version);
+    let strokes = 0; // an answer to an older drawing arriving late is not shown
     const pad = new DigitPad(canvas, preview, async (data) => {
+      strokes += 1;
+      const stroke = strokes;
       const request = {
         inputs: [{ name: input.name, shape: [1, 1, 28, 28], datatype: "FP32", data }],
         outputs: labelled.map((o) => ({ name: o.name, parameters: { classification: TOP_K } })),
       };
       result.replaceChildren(h("p", { class: "muted" }, "Reading…"));
       const answer = await this.#send(request);
+      if (stroke !== strokes) return;
       if (answer.error) {
         result.replaceChildren(errorBox(answer.error));
         return;
