@@ -142,7 +142,7 @@ class ModelManager:
 
     @property
     def provider(self) -> str | None:
-        """ "cuda", "tensorrt" or "cpu" once `prepare` has decided."""
+        """The execution provider `prepare` chose: cuda, tensorrt or cpu (None before)."""
         return None if self._choice is None else self._choice.name
 
     # --- lifecycle ------------------------------------------------------------------------
