@@ -206,8 +206,10 @@ def test_a_npy_file_is_read_in_the_browser(
     expect(page.locator(".file-note")).to_contain_text(
         "digit.npy: FP64 [1, 1, 28, 28], sent as FP32"
     )
-    with page.expect_request(lambda r: _is_infer(r, "resnet")) as sent:
+    page.get_by_label("Version", exact=True).select_option("1")  # this version, not the default
+    with page.expect_request(lambda r: r.method == "POST") as sent:
         page.get_by_role("button", name="Send request").click()
+    assert sent.value.url == f"{console_server.url}/v2/models/resnet/versions/1/infer"
     body = json.loads(sent.value.post_data or "")
     assert body["inputs"][0]["shape"] == [1, 1, 28, 28]
     assert body["inputs"][0]["data"] == x.ravel().tolist()
@@ -215,6 +217,8 @@ def test_a_npy_file_is_read_in_the_browser(
     result = page.locator(".tensor-entry .result")
     expect(result.locator("ol.classes li")).to_have_count(3)
     assert _shown_classes(result) == _classes(direct.json())
+    expect(result.locator(".answer-head")).to_contain_text("v1")
+    assert 'model_version="1"' in (page.locator("pre.snippet.tritonclient").text_content() or "")
 
 
 def test_the_npy_reader_agrees_with_numpy(console: ConsolePage) -> None:

@@ -91,6 +91,7 @@ export class TryIt {
     this.hasApiKeys = hasApiKeys;
     this.texts = new Map(); // input name → typed text, kept across version changes
     this.files = new Map(); // input name → tensor read from a .npy file
+    this.tensorOpen = null; // the tensor form's <details>, once the user opened or folded it
     this.versionSelect = h("select", { id: uid("version"), onchange: () => this.#layout() });
     this.body = h("div", { class: "tryit-body" });
     this.reproduce = this.#reproduceSection();
@@ -219,8 +220,13 @@ export class TryIt {
     classify ? h("div", { class: "field check" }, classify,
       h("label", { for: classify.id }, `Return the top ${TOP_K} classes of ${labelled.map((o) => o.name).join(", ")} (classification extension)`)) : null,
     send);
-    return h("details", { class: "tensor-entry", open: !collapsed },
-      h("summary", {}, "Send a tensor (JSON, or a .npy file)"), form, this.result);
+    // Open or folded as the user left it, when a version change rebuilds the form.
+    const details = h("details", {
+      class: "tensor-entry",
+      open: this.tensorOpen ?? !collapsed,
+      ontoggle: () => { this.tensorOpen = details.open; },
+    }, h("summary", {}, "Send a tensor (JSON, or a .npy file)"), form, this.result);
+    return details;
   }
 
   #inputField(spec, optional) {
