@@ -109,11 +109,11 @@ export class TryIt {
     this.model = model;
     const served = model.versions.filter((v) => v.served).map((v) => String(v.version));
     const options = ["", ...served];
-    const current = [...this.versionSelect.options].map((o) => o.value);
-    if (options.join(",") === current.join(",")) return;
+    const labels = options.map((v) => (v === "" ? `Default (v${model.default_version})` : `v${v}`));
+    const current = [...this.versionSelect.options].map((o) => o.textContent);
+    if (labels.join(",") === current.join(",")) return;
     const chosen = this.versionSelect.value;
-    this.versionSelect.replaceChildren(...options.map((value) => h("option", { value },
-      value === "" ? `Default (v${model.default_version})` : `v${value}`)));
+    this.versionSelect.replaceChildren(...options.map((value, i) => h("option", { value }, labels[i])));
     this.versionSelect.value = options.includes(chosen) ? chosen : "";
     if (chosen !== this.versionSelect.value) this.#layout();
   }
@@ -168,8 +168,10 @@ export class TryIt {
       const stroke = strokes;
       const request = {
         inputs: [{ name: input.name, shape: [1, 1, 28, 28], datatype: "FP32", data }],
-        outputs: labelled.map((o) => ({ name: o.name, parameters: { classification: TOP_K } })),
       };
+      if (labelled.length) {
+        request.outputs = labelled.map((o) => ({ name: o.name, parameters: { classification: TOP_K } }));
+      }
       result.replaceChildren(h("p", { class: "muted" }, "Reading…"));
       const answer = await this.#send(request);
       if (stroke !== strokes) return;
@@ -196,7 +198,7 @@ export class TryIt {
         h("p", { class: "muted" }, "White on black, scaled to 28 × 28 exactly as training saw its digits. Draw inside the dashed square."),
         h("figure", { class: "preview-figure" }, preview, h("figcaption", {}, "What the model sees")),
         clear,
-        h("h3", {}, `Top ${TOP_K}`),
+        h("h3", {}, labelled.length ? `Top ${TOP_K}` : "Answer"),
         result));
   }
 
