@@ -46,9 +46,14 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 
 def _publish_broken_version(store: Path, name: str) -> int:
-    model_file = store / name / str(open_store(str(store)).list_versions(name)[-1]) / "model.onnx"
-    data = model_file.read_bytes()
-    return forge_version(store, name, {"model.onnx": data[: len(data) // 2]})
+    """The latest version again, every file as it is but the model cut in half."""
+    opened = open_store(str(store))
+    latest = opened.list_versions(name)[-1]
+    manifest = opened.manifest(name, latest)
+    directory = store / name / str(latest)
+    files = {f.path: (directory / f.path).read_bytes() for f in manifest.files}
+    files[manifest.model_file] = files[manifest.model_file][: len(files[manifest.model_file]) // 2]
+    return forge_version(store, name, files)
 
 
 def _requests(store: Path, work: Path) -> list[Path]:
@@ -84,7 +89,7 @@ def take(store: Path, load_seconds: int, out_dir: Path) -> list[Path]:
             load = threading.Thread(
                 target=run_wrk,
                 args=(server.url, requests),
-                kwargs={"connections": 6, "duration_s": load_seconds + 20, "core": None},
+                kwargs={"connections": 12, "duration_s": load_seconds + 20, "core": None},
             )
             load.start()
             log.info("load for %d s while the live figures fill", load_seconds)

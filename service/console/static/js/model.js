@@ -174,6 +174,6 @@ export class ModelView {
     const served = model.versions.find((v) => v.version === model.default_version);
     const maxBatch = served ? served.batching.max_batch_size : 1024;
     c.batch.update(w ? batchBars(w.batchBuckets, maxBatch) : [],
-      w && w.meanBatch !== null ? `mean ${formatNumber(w.meanBatch)} samples per batch` : "no batch yet");
+      w && w.meanBatch !== null ? `mean batch size ${formatNumber(w.meanBatch)}` : "no batch yet");
   }
 }
