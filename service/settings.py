@@ -6,6 +6,7 @@ with, while tests build their own `Settings(...)` and hand it to `create_app`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -97,6 +98,11 @@ class Settings(BaseSettings):
     )
 
     # --- security -------------------------------------------------------------------------
+    console: bool | None = Field(
+        default=None,
+        description="Serve the web console at /console (read-only pages: models, live metrics, "
+        "try-it); default: on when `host` is a loopback address, off otherwise.",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for /v2/repository/*; unset disables the repository API.",
@@ -224,6 +230,23 @@ class Settings(BaseSettings):
     @property
     def store_is_remote(self) -> bool:
         return self.store.startswith("s3://")
+
+    @property
+    def console_enabled(self) -> bool:
+        """The console setting, or by default whether only this machine can reach the server:
+        an operator exposing it further says so with INDUCTIVE_CONSOLE=true."""
+        if self.console is not None:
+            return self.console
+        return _is_loopback(self.host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,3 +54,29 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in readme
     assert "make serve" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_console_files(tmp_path: Path) -> None:
+    """`pip install .` (the serving image's install) must carry the console's pages and scripts,
+    which are package data, not modules."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("service", "model_store", "training"):
+        shutil.copytree(
+            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    [wheel] = (tmp_path / "dist").glob("inductive-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    console = ROOT / "service" / "console"
+    expected = {p.relative_to(ROOT).as_posix() for p in console.rglob("*") if p.is_file()}
+    expected = {p for p in expected if "__pycache__" not in p}
+    assert expected
+    assert expected <= shipped, sorted(expected - shipped)

@@ -142,6 +142,10 @@ class Batcher:
         return len(self._queue)
 
     @property
+    def policy(self) -> BatchPolicy:
+        return self._policy
+
+    @property
     def idle(self) -> bool:
         return not self._queue and not self._busy
 

@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from service.errors import ServiceError
 from service.http.infer import handle_infer, parse_infer_path
 from service.http.openapi import add_infer_paths
-from service.http.routes import health, models, repository, server
+from service.http.routes import console, docs, health, models, repository, server
 from service.http.routes import metrics as metrics_route
 from service.http.state import AppState
 from service.lifecycle.manager import ModelManager
@@ -129,10 +129,15 @@ def create_app(settings: Settings) -> Gateway:
         title="Inductive",
         summary="Open Inference Protocol (V2) server for ONNX models",
         lifespan=lifespan,
+        # FastAPI's pages load their scripts from public CDNs; docs.py serves Swagger UI itself.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.inductive = state
     for module in (health, server, models, repository, metrics_route):
         api.include_router(module.router)
+    api.include_router(docs.router())
+    api.include_router(console.router() if settings.console_enabled else console.disabled_router())
     _install_error_handlers(api)
     add_infer_paths(api)
     return Gateway(api, state)

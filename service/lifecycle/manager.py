@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +29,7 @@ from model_store.schema import (
     InvalidModelNameError,
     Manifest,
     ModelConfig,
+    VersionPolicy,
     validate_model_name,
 )
 from service.batching import Batcher, BatchPolicy
@@ -36,7 +38,7 @@ from service.capture import CaptureWriter
 from service.errors import BadRequestError, NotFoundError, UnavailableError
 from service.lifecycle.readiness import Readiness, assess
 from service.lifecycle.routing import CanaryRoute, Routing, plan
-from service.lifecycle.served import ServedVersion, State, Status
+from service.lifecycle.served import ServedVersion, State, Status, VersionEvent
 from service.lifecycle.shadow import Shadow, ShadowLimits
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
@@ -47,6 +49,10 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# State changes kept per model for the console's history: enough for a day of retrains and
+# rollbacks, bounded however often a broken version is retried.
+HISTORY_LENGTH = 50
 
 
 class StoreRootMissingError(OSError):
@@ -68,6 +74,9 @@ class ModelManager:
         self._shadow_limits = ShadowLimits(settings.shadow_max_inflight, settings.shadow_max_queue)
         self._capture = CaptureWriter(settings, metrics) if settings.capture_uri else None
         self._status: dict[tuple[str, int], Status] = {}
+        self._history: dict[str, deque[VersionEvent]] = {}
+        # Each model's version policy and aliases as the last sync read them from the store.
+        self._policies: dict[str, tuple[VersionPolicy, dict[str, int]]] = {}
         self._known: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
@@ -155,6 +164,19 @@ class ModelManager:
             )
         entries.extend({"name": n} for n in sorted(self._known - seen))
         return entries
+
+    def history(self, name: str) -> list[VersionEvent]:
+        """The model's latest version state changes, oldest first."""
+        return list(self._history.get(name, ()))
+
+    def policy(self, name: str) -> tuple[VersionPolicy, dict[str, int]] | None:
+        """The version policy and aliases the last sync of `name` followed (None before one)."""
+        return self._policies.get(name)
+
+    @property
+    def provider(self) -> str | None:
+        """The execution provider `prepare` chose: cuda, tensorrt or cpu (None before)."""
+        return None if self._choice is None else self._choice.name
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -247,6 +269,7 @@ class ModelManager:
                 log.error("model %s: cannot read the store: %s", name, exc)
                 return [f"cannot read model '{name}' from the store: {exc}"]
             self._known.add(name)
+            self._policies[name] = (config.version_policy, aliases)
             desired = desired_versions(config.version_policy, versions, aliases)
             current = self._served.get(name, {})
             errors = []
@@ -439,6 +462,8 @@ class ModelManager:
 
     def _set_status(self, name: str, version: int, state: State, reason: str = "") -> None:
         self._status[(name, version)] = Status(state, reason)
+        events = self._history.setdefault(name, deque(maxlen=HISTORY_LENGTH))
+        events.append(VersionEvent(time.time(), version, state, reason))
         self.metrics.set_state(name, version, state.value)
 
     # --- repository API -------------------------------------------------------------------

@@ -34,6 +34,16 @@ class Status:
     since: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class VersionEvent:
+    """A state a version entered, as this server saw it (the console's version history)."""
+
+    time: float  # Unix time
+    version: int
+    state: State
+    reason: str = ""
+
+
 @dataclass(eq=False)
 class ServedVersion:
     """A loaded version: its signature, session and batcher."""

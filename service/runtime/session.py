@@ -45,8 +45,10 @@ class OnnxModel:
         choice: ProviderChoice,
         io_binding: bool,
         output_dtypes: dict[str, np.dtype] | None = None,
+        precision: str = "fp32",
     ):
         self._session = session
+        self.precision = precision  # of the file the session was built from
         self._on_gpu = choice.on_gpu and session.get_providers()[0] != "CPUExecutionProvider"
         self._io_binding = io_binding and self._on_gpu
         self._device_id = _device_id(choice)
@@ -145,7 +147,8 @@ def load_model(
     """Opens the version's model (or the variant the settings ask for) after checking that neither
     it nor its external data leaves the version directory. Custom-op libraries are never
     registered: a model using an unknown op fails here, it never runs code from the store."""
-    path = version_dir / model_file_for(manifest, settings.precision, choice.on_gpu)
+    file = model_file_for(manifest, settings.precision, choice.on_gpu)
+    path = version_dir / file
     if not path.resolve().is_relative_to(version_dir.resolve()):
         raise UnsafeModelError(f"model file {path.name!r} is outside the version directory")
     check_external_data(path, version_dir)
@@ -153,4 +156,12 @@ def load_model(
         str(path), sess_options=session_options(settings), providers=choice.providers
     )
     promised = {t.name: NUMPY_DTYPES[t.datatype] for t in manifest.outputs}
-    return OnnxModel(session, choice, settings.io_binding, promised)
+    return OnnxModel(session, choice, settings.io_binding, promised, _precision_of(manifest, file))
+
+
+def _precision_of(manifest: Manifest, file: str) -> str:
+    """The main model file is fp32 (what training exports); a variant says its own."""
+    for variant in manifest.variants.values():
+        if variant.file == file:
+            return variant.precision
+    return "fp32"

@@ -33,6 +33,9 @@ def test_fp16_variant_serves_the_fp32_signature(tmp_path: Path) -> None:
     for precision, offset in (("fp32", 0.0), ("fp16", 1.0)):
         with running_server(store, tmp_path, {"INDUCTIVE_PRECISION": precision}) as server:
             doc = httpx.post(f"{server.url}/v2/models/add/infer", json=body).json()
+            # The console says which file serves.
+            [add] = httpx.get(f"{server.url}/console/api/models").json()["models"]
+            assert add["versions"][0]["precision"] == precision
         (out,) = doc["outputs"]
         assert out["datatype"] == "FP32", precision
         np.testing.assert_array_equal(out["data"], np.array([2, 4, 6, 8]) + offset)

@@ -13,7 +13,7 @@ router = APIRouter(tags=["server"])
 EXTENSIONS = ("binary_tensor_data", "classification", "model_repository", "schedule_policy")
 
 
-def _version() -> str:
+def server_version() -> str:
     try:
         return version("inductive")
     except PackageNotFoundError:
@@ -22,4 +22,6 @@ def _version() -> str:
 
 @router.get("/v2")
 async def server_metadata() -> Response:
-    return json_response({"name": "inductive", "version": _version(), "extensions": EXTENSIONS})
+    return json_response(
+        {"name": "inductive", "version": server_version(), "extensions": EXTENSIONS}
+    )
