@@ -93,7 +93,7 @@ class AppExchange(Exchange):
         self.task = self.conn.run_task(self._run())
 
     def on_body(self, chunk: bytes) -> None:
-        if self.disconnected or self.finished:
+        if self.dropping or self.disconnected or self.finished:
             return
         self.body += chunk
         if len(self.body) > HIGH_WATER:
@@ -105,6 +105,7 @@ class AppExchange(Exchange):
 
     def fail(self, error: ServiceError) -> None:
         self.keep_alive = False
+        self.dropping = True
         if self.finished:
             return
         if not self.running:

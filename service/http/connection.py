@@ -108,7 +108,12 @@ class HttpConnection(asyncio.Protocol):
         self._body_left = 0  # of a body with a Content-Length
         self._unfed: bytes | None = None  # read, held back while requests wait
         self._stopped = False  # no more requests are read on this connection
+        self._upgrade_length = 0  # what the upgrade request being refused announced
+        # Lingering: its write side shut, the connection reads and drops what the client still
+        # sends (a refused request's body, through httptools when its framing is known; raw
+        # bytes otherwise, `_to_drain` of them when known), then closes.
         self._lingering = False
+        self._to_drain: int | None = None
         self._discarded = 0
         self._shutting_down = False
         # The head of the last request read whole, and what its headers say: a client sends
@@ -147,6 +152,8 @@ class HttpConnection(asyncio.Protocol):
             elif self._unfed is not None:
                 self._unfed += data
             else:
+                if self._lingering:
+                    self._count_discarded(len(data))
                 self._feed(data)
         except Exception:  # a bug of ours: the client gets a closed connection, not a hang
             log.exception("reading a request from %s failed", _shown(self.client))
@@ -323,8 +330,12 @@ class HttpConnection(asyncio.Protocol):
             except httptools.HttpParserCallbackError as error:
                 if not isinstance(error.__context__, _StopReadingError):
                     raise
-            except httptools.HttpParserUpgrade:  # every upgrade is refused at its head
-                self._refuse_now(BadRequestError("protocol upgrades are not supported"))
+            except httptools.HttpParserUpgrade as upgrade:
+                # Refused at its head; what follows the head is its body, never a request.
+                self._stopped = True
+                after_head = len(piece) - int(upgrade.args[0])
+                self._to_drain = self._upgrade_length - after_head
+                self._discard(0)
             except httptools.HttpParserError as error:
                 self._bad_framing(str(error))
             else:
@@ -333,7 +344,7 @@ class HttpConnection(asyncio.Protocol):
                     self._head_fed += len(piece)
                     if self._head_fed > self.limits.head:
                         self._refuse_now(self._head_too_large())
-        if self._stopped and pos < size:
+        if self._stopped and pos < size and not self.closed:
             self._discard(size - pos)
         self.update_reading()
 
@@ -379,42 +390,46 @@ class HttpConnection(asyncio.Protocol):
         service = self.service
         version = parser.get_http_version()
         headers = self._headers
-        error = head_error(version, headers, parser.should_upgrade())
-        if error is not None:
-            self._refuse(error)
-        if len(service.connections) > service.max_connections:
-            self._refuse(
-                UnavailableError(
-                    f"too many connections: the server holds {service.max_connections} at most"
-                ),
-                kind="connection limit",
-            )
         length = 0
         for name, value in headers:
             if name == b"content-length":
                 length = int(value)  # httptools has checked it
-        if length > service.max_body:
-            self._refuse(
-                PayloadTooLargeError(
-                    f"request body of {length} bytes is above the limit of {service.max_body} bytes"
-                )
-            )
-        try:
-            url = httptools.parse_url(self._url)
-            raw_path = url.path
-            path = raw_path.decode("ascii")
-        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
-            self._refuse(BadRequestError("the request target is not a valid path"))
-        if "%" in path:
-            path = unquote(path)
-        keep_alive = version != "1.0" and parser.should_keep_alive()
-        method = parser.get_method()
         watch = self.watch
         watch.idle_since = None
         watch.begun = False
         watch.body_since = self.loop.time()
         watch.body_bytes = 0
         self._body_left = length
+        # A request refused here is framed soundly: httptools reads its body and it is dropped
+        # (an upgrade's, which httptools does not read, is drained raw: see `_feed`).
+        upgrade = parser.should_upgrade()
+        error = head_error(version, headers, upgrade)
+        if error is not None:
+            self._upgrade_length = length if upgrade else 0
+            self._refuse_message(error)
+            return
+        if len(service.connections) > service.max_connections:
+            limit = service.max_connections
+            error = UnavailableError(f"too many connections: the server holds {limit} at most")
+            self._refuse_message(error, kind="connection limit")
+            return
+        if length > service.max_body:
+            error = PayloadTooLargeError(
+                f"request body of {length} bytes is above the limit of {service.max_body} bytes"
+            )
+            self._refuse_message(error)
+            return
+        try:
+            url = httptools.parse_url(self._url)
+            raw_path = url.path
+            path = raw_path.decode("ascii")
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            self._refuse_message(BadRequestError("the request target is not a valid path"))
+            return
+        if "%" in path:
+            path = unquote(path)
+        keep_alive = version != "1.0" and parser.should_keep_alive()
+        method = parser.get_method()
         route = parse_infer_path(path) if method == b"POST" else None
         exchange: Exchange
         if route is not None:
@@ -451,11 +466,11 @@ class HttpConnection(asyncio.Protocol):
             self._body_left -= size
         exchange.size += size
         limit = self.service.max_body
-        if exchange.size > limit:
-            self._give_up(
-                exchange, PayloadTooLargeError(f"request body is above the limit of {limit} bytes")
-            )
-            raise _StopReadingError
+        if exchange.size > limit and not exchange.dropping:
+            # Answered now; the rest is read and dropped, and the connection closes after it.
+            error = PayloadTooLargeError(f"request body is above the limit of {limit} bytes")
+            self._note("bad request", error)
+            exchange.fail(error)
         exchange.on_body(body)
 
     def on_message_complete(self) -> None:
@@ -469,12 +484,17 @@ class HttpConnection(asyncio.Protocol):
         exchange.on_complete()
         if not exchange.keep_alive:
             self._stopped = True  # nothing after a request that closes its connection is read
+            if self._upgrade_length:
+                return  # httptools then says where the head ended (`_feed`)
+            if self._lingering:
+                self._close()  # the refused request's body is drained
             raise _StopReadingError
 
     # --- refusals --------------------------------------------------------------------------
 
     def _refuse(self, error: ServiceError, kind: str = "bad request") -> NoReturn:
-        """In a parser callback: refuse the request being read, stop reading."""
+        """In a parser callback, before the head's end: refuse the request being read and stop
+        reading (where its head would end is unknown)."""
         self._refuse_now(error, kind)
         raise _StopReadingError
 
@@ -483,6 +503,14 @@ class HttpConnection(asyncio.Protocol):
         self._in_head = False
         self._note(kind, error)
         self._enqueue(Refusal(self, error))
+
+    def _refuse_message(self, error: ServiceError, kind: str = "bad request") -> None:
+        """At the head's end: refuse the request; its body is read and dropped, and nothing
+        after it is read."""
+        self._note(kind, error)
+        refusal = Refusal(self, error)
+        self._parsing = refusal
+        self._enqueue(refusal)
 
     def _bad_framing(self, reason: str) -> None:
         error = BadRequestError(f"invalid HTTP request: {reason}")
@@ -493,8 +521,8 @@ class HttpConnection(asyncio.Protocol):
             self._give_up(parsing, error)
 
     def _give_up(self, exchange: Exchange, error: ServiceError) -> None:
-        """The request being read cannot be read to its end: it is answered with `error` if it
-        still can be, and nothing more is read."""
+        """The request being read cannot be read to its end (its framing broke): it is answered
+        with `error` if it still can be, and nothing more is read."""
         self._stopped = True
         self._parsing = None
         self._note("bad request", error)
@@ -568,19 +596,18 @@ class HttpConnection(asyncio.Protocol):
         parsing = self._parsing
         if parsing is not None and parsing is not exchange:
             parsing.abandon()
-        if exchange.body_done:
+        if exchange.body_done and not (self._to_drain and self._to_drain > 0):
             self._close()
-        else:  # the client may still be sending the body
+        else:  # the client may still be sending
             self._linger()
 
     def _linger(self) -> None:
         if self.closed:
             return
         limit_s = self.service.timeouts.linger_s
-        if limit_s <= 0:
+        if limit_s <= 0 or (self._to_drain is not None and self._to_drain <= 0):
             self._close()
             return
-        self._stopped = True
         self._lingering = True
         self.closed = True
         self.watch.linger_until = self.loop.time() + limit_s
@@ -591,6 +618,14 @@ class HttpConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _discard(self, size: int) -> None:
+        """Drops `size` bytes read after the last request (parsing has stopped)."""
+        self._count_discarded(size)
+        if self._to_drain is not None:
+            self._to_drain -= size
+            if self._to_drain <= 0 and self._lingering:
+                self._close()  # all the client announced has come
+
+    def _count_discarded(self, size: int) -> None:
         self._discarded += size
         if self._discarded > self.service.linger_max_bytes:
             self._close()

@@ -19,7 +19,16 @@ if TYPE_CHECKING:
 
 
 class Exchange:
-    __slots__ = ("body_done", "conn", "holding", "keep_alive", "responded", "running", "size")
+    __slots__ = (
+        "body_done",
+        "conn",
+        "dropping",
+        "holding",
+        "keep_alive",
+        "responded",
+        "running",
+        "size",
+    )  # fmt: skip
 
     def __init__(self, conn: HttpConnection, keep_alive: bool) -> None:
         self.conn = conn
@@ -29,6 +38,7 @@ class Exchange:
         self.running = False  # its turn has come (`start` was called)
         self.responded = False  # its whole response is written
         self.holding = False  # it holds more unread body than the connection buffers
+        self.dropping = False  # refused: its body is read only to be dropped
 
     def start(self) -> None:
         """Its turn: answer now, or once its body is in."""
@@ -57,6 +67,7 @@ class Refusal(Exchange):
 
     def __init__(self, conn: HttpConnection, error: ServiceError) -> None:
         super().__init__(conn, keep_alive=False)
+        self.dropping = True
         self.response: tuple[int, Headers, bytes] = error_response(error)
 
     def start(self) -> None:

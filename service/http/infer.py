@@ -114,6 +114,7 @@ class InferExchange(Exchange):
             call.admit()
         except ServiceError as error:
             self.refusal = self._refuse(error)
+            self.dropping = True
 
     # --- what the connection asks ---------------------------------------------------------
 
@@ -146,6 +147,7 @@ class InferExchange(Exchange):
 
     def fail(self, error: ServiceError) -> None:
         self.keep_alive = False
+        self.dropping = True
         if self.responded:
             return
         self.chunks = []
