@@ -58,7 +58,7 @@ from service.errors import (
 )
 from service.http.asgi import AppExchange
 from service.http.exchange import Exchange, Refusal
-from service.http.guard import IDLE, Watch
+from service.http.guard import IDLE, STALLED, Watch
 from service.http.head_rules import head_error
 from service.http.infer import HeaderFacts, InferExchange, parse_infer_path, read_headers
 from service.http.responses import Headers, error_response, render
@@ -278,6 +278,14 @@ class HttpConnection(asyncio.Protocol):
         )
 
     def cut_off(self, reason: str) -> None:
+        if reason is STALLED:
+            self.service.notices.note(
+                logging.INFO, "slow client", "dropping a connection from %s: %s",
+                _shown(self.client), reason,
+            )  # fmt: skip
+            self.closed = True
+            self.transport.abort()  # its unsent responses go: the client takes none
+            return
         if self._lingering or self.closed:
             self._close()
             return

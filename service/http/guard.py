@@ -28,6 +28,7 @@ from typing import Protocol
 
 SWEEP_S = 0.5
 IDLE = "idle keep-alive connection"
+STALLED = "the client takes none of its responses"  # cut off at once: nothing can be flushed
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class Watch:
         if self.linger_until is not None:
             return "lingering over" if now > self.linger_until else None
         if self.send_since is not None and now - self.send_since > limits.send_s:
-            return f"the client took no response bytes for {limits.send_s:g} s"
+            return STALLED
         if reading_held:
             return None
         if self.body_since is not None:

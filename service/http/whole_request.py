@@ -2,12 +2,11 @@
 
 Under load a client's `POST …/infer` almost always arrives in one read: request line, headers
 and the complete body. Fed to httptools it costs a Python callback per header, one for the URL,
-the body and each parser event, plus uvicorn's bookkeeping in each (≈ 20 % of the event loop's
-time for `cnn` at concurrency 32, benchmarks/results/profile/). Here the same bytes are matched
-in one pass of C (`re`), and the protocol (fastpath.py) serves the request directly. A client
-sends the same head (request line and headers) again and again on its connection, so the caller
-may hand back the last head it got: when the new request begins with exactly those bytes, they
-are not parsed a second time.
+the body and each parser event (benchmarks/results/profile/ shows what they cost). Here the same
+bytes are matched in one pass of C (`re`), and the connection (connection.py) serves the request
+directly. A client sends the same head (request line and headers) again and again on its
+connection, so the caller may hand back the last head it got: when the new request begins with
+exactly those bytes, they are not parsed a second time.
 
 This parser only ever says "this is one complete, plain request" or "not mine": anything else
 (a body split over reads, pipelined requests, chunked or absent Content-Length, `Expect`,

@@ -305,10 +305,21 @@ def test_a_client_sending_its_whole_body_first_reads_the_413(server: ServerProce
         connection.close()
 
 
-def test_lingering_after_an_early_413_is_bounded_in_time(store: Path, tmp_path: Path) -> None:
-    env = {"INDUCTIVE_MODEL_CONTROL_MODE": "none", "INDUCTIVE_LINGER_S": "1",
-           "INDUCTIVE_MAX_BODY_BYTES": str(MAX_BODY)}  # fmt: skip
-    with running_server(store, tmp_path, env) as lingering, connect(lingering.url) as sock:
+@pytest.fixture(scope="module")
+def quick(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Lingering and the send timeout cut to a second."""
+    env = {
+        "INDUCTIVE_MODEL_CONTROL_MODE": "none",
+        "INDUCTIVE_MAX_BODY_BYTES": str(MAX_BODY),
+        "INDUCTIVE_LINGER_S": "1",
+        "INDUCTIVE_SEND_TIMEOUT_S": "1",
+    }
+    with running_server(store, tmp_path_factory.mktemp("quick"), env) as process:
+        yield process
+
+
+def test_lingering_after_an_early_413_is_bounded_in_time(quick: ServerProcess) -> None:
+    with connect(quick.url) as sock:
         sock.sendall(b"POST %b HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
                      % (INFER.encode(), MAX_BODY + 1))  # fmt: skip
         stop = threading.Event()
@@ -332,3 +343,27 @@ def test_lingering_after_an_early_413_is_bounded_in_time(store: Path, tmp_path: 
             stop.set()
             sender.join()
         assert time.monotonic() - started < 3.0
+
+
+def test_a_client_that_takes_no_responses_is_dropped(quick: ServerProcess) -> None:
+    """Its connection cannot hold the server's buffers (or a connection slot) for longer than
+    the send timeout."""
+    one = request("GET", "/openapi.json")  # a large answer: the socket buffers fill at once
+    with connect(quick.url, rcvbuf=4096) as sock:
+        sock.setblocking(False)
+        stalled_at = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                sock.send(one * 64)
+                stalled_at = None
+            except BlockingIOError:
+                stalled_at = stalled_at or time.monotonic()
+                time.sleep(0.05)
+            except OSError:  # reset by the server
+                break
+        else:
+            pytest.fail("the server kept a client that takes no responses")
+    assert stalled_at is not None
+    assert time.monotonic() - stalled_at < 5.0
+    _infer_ok(quick)
