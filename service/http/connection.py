@@ -200,9 +200,9 @@ class HttpConnection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: the response in progress is the last, then the connection
-        closes; an idle connection closes now."""
+        closes; an idle or lingering connection closes now."""
         self._shutting_down = True
-        if self._active is None and self._parsing is None:
+        if self._lingering or (self._active is None and self._parsing is None):
             self._close()
 
     # --- what exchanges use ----------------------------------------------------------------
@@ -284,7 +284,7 @@ class HttpConnection(asyncio.Protocol):
                 _shown(self.client), reason,
             )  # fmt: skip
             self.closed = True
-            self.transport.abort()  # its unsent responses go: the client takes none
+            self.transport.abort()  # what is left unsent goes: the client takes none of it
             return
         if self._lingering or self.closed:
             self._close()
@@ -545,7 +545,9 @@ class HttpConnection(asyncio.Protocol):
         return HeadersTooLargeError(f"the request head is above the limit of {limit} bytes")
 
     def _note(self, kind: str, error: ServiceError) -> None:
-        self.service.rejected[error.status].inc()
+        rejected = self.service.rejected.get(error.status)
+        if rejected is not None:
+            rejected.inc()
         self.service.notices.note(
             logging.INFO, kind, "%d %s (from %s)", error.status, error.message,
             _shown(self.client),
@@ -641,6 +643,8 @@ class HttpConnection(asyncio.Protocol):
     def _close(self) -> None:
         self.closed = True
         self._lingering = False
+        if self.watch.closing_since is None:
+            self.watch.closing_since = self.loop.time()
         self.transport.close()
 
     def _wake_writers(self) -> None:

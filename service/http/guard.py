@@ -9,7 +9,7 @@ connections every `SWEEP_S` and cuts off those past a deadline:
 - body: it must keep up a minimum rate: `header_s` of grace plus one second for every
   `min_rate` bytes received, and never longer than `body_cap_s` in all;
 - send: a client that takes none of its responses' bytes (the connection's send buffer stays
-  above its high-water mark) is cut off after `send_s`;
+  above its high-water mark, or a close cannot flush what is left) is cut off after `send_s`;
 - linger: after an early error the connection reads and discards for at most `linger_s`.
 
 While the server itself holds a connection's reading back (its client pipelines requests faster
@@ -44,7 +44,15 @@ class Timeouts:
 class Watch:
     """A connection's clocks (event-loop time); None where nothing is awaited."""
 
-    __slots__ = ("begun", "body_bytes", "body_since", "idle_since", "linger_until", "send_since")
+    __slots__ = (
+        "begun",
+        "body_bytes",
+        "body_since",
+        "closing_since",
+        "idle_since",
+        "linger_until",
+        "send_since",
+    )  # fmt: skip
 
     def __init__(self, now: float) -> None:
         self.idle_since: float | None = now  # waiting for a request's head since
@@ -53,9 +61,12 @@ class Watch:
         self.body_bytes = 0
         self.send_since: float | None = None  # the send buffer above its high-water mark since
         self.linger_until: float | None = None  # discarding what the client sends until
+        self.closing_since: float | None = None  # closed, flushing what is left, since
 
     def overdue(self, now: float, limits: Timeouts, reading_held: bool) -> str | None:
         """Why the connection is past a deadline, or None."""
+        if self.closing_since is not None:
+            return STALLED if now - self.closing_since > limits.send_s else None
         if self.linger_until is not None:
             return "lingering over" if now > self.linger_until else None
         if self.send_since is not None and now - self.send_since > limits.send_s:

@@ -121,6 +121,8 @@ class InferExchange(Exchange):
     def start(self) -> None:
         self.running = True
         if self.refusal is not None:
+            if self.expect_continue and not self.body_done:
+                self.keep_alive = False  # the client may never send the body it asked about
             self._send(*self.refusal)
         elif self.body_done:
             self._submit()

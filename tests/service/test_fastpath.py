@@ -115,6 +115,18 @@ def test_expect_100_continue_gets_the_interim_response_first(conn: socket.socket
     assert (status, _sum(answer)) == (200, [2.0] * 4)
 
 
+def test_a_refusal_before_an_expected_body_closes_the_connection(conn: socket.socket) -> None:
+    """A client that asked `Expect: 100-continue` and got a final answer may never send its
+    body: the connection is not kept waiting for it."""
+    body = _body(ONES)
+    head, _, _ = _request(
+        body, path="/v2/models/add/versions/zero/infer", extra=b"Expect: 100-continue\r\n"
+    ).partition(b"\r\n\r\n")
+    conn.sendall(head + b"\r\n\r\n")
+    status, headers, _ = Reader(conn).response()
+    assert (status, headers["connection"]) == (400, "close")
+
+
 def test_a_refusal_before_the_body_leaves_the_connection_usable(conn: socket.socket) -> None:
     """The unknown model is refused once the body is in; a bad version as soon as the headers
     are: either way the connection serves the next request."""
