@@ -41,6 +41,34 @@ _NAME = re.compile(rb"[^!#$%&'*+.^_`|~0-9A-Za-z-]")  # anything but a token
 _VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # control bytes: no response splitting
 
 
+def http_scope(
+    conn: HttpConnection,
+    version: str,
+    method: bytes,
+    path: str,
+    raw_path: bytes,
+    query: bytes,
+    headers: Headers,
+    app_state: dict[str, Any],
+) -> Scope:
+    """The ASGI `http` scope of a request, as uvicorn builds it (`path` percent-decoded)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": version,
+        "server": conn.server,
+        "client": conn.client,
+        "scheme": "http",
+        "method": method.decode("ascii"),
+        "root_path": "",
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": headers,
+        "state": app_state.copy(),  # the lifespan's state, a copy per request
+    }
+
+
 class AppExchange(Exchange):
     __slots__ = (
         "app",

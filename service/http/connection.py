@@ -56,7 +56,7 @@ from service.errors import (
     UnavailableError,
     UriTooLongError,
 )
-from service.http.asgi import AppExchange
+from service.http.asgi import AppExchange, http_scope
 from service.http.exchange import Exchange, Refusal
 from service.http.guard import IDLE, STALLED, Watch
 from service.http.head_rules import head_error
@@ -446,21 +446,9 @@ class HttpConnection(asyncio.Protocol):
                 self, route[0], route[1], facts, keep_alive, self._expect_continue
             )
         else:
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0", "spec_version": "2.3"},
-                "http_version": version,
-                "server": self.server,
-                "client": self.client,
-                "scheme": "http",
-                "method": method.decode("ascii"),
-                "root_path": "",
-                "path": path,
-                "raw_path": raw_path,
-                "query_string": url.query or b"",
-                "headers": headers,
-                "state": self.app_state.copy(),
-            }
+            scope = http_scope(
+                self, version, method, path, raw_path, url.query or b"", headers, self.app_state
+            )
             exchange = AppExchange(self, service.app, scope, keep_alive, self._expect_continue)
         self._parsing = exchange
         self._enqueue(exchange)
