@@ -123,7 +123,7 @@ def main() -> None:
         "an empty step (what timing a step costs)": lambda: None,
         "read the request whole (one regular expression)": lambda: parse_whole_request(wire),
         "read it whole when its head is the connection's last": read_again,
-        "what the headers say (InferCall's facts)": lambda: read_headers(whole.head.headers),
+        "what the headers say (HeaderFacts)": lambda: read_headers(whole.head.headers, None),
         "decode and check the binary request in full": full_decode,
         "decode and check it by its cached plan": lambda: plans.decode(body, header_length),
         "encode the binary response": lambda: encode_response(

@@ -49,8 +49,18 @@ class PayloadTooLargeError(ServiceError):
     status = 413
 
 
+class UriTooLongError(ServiceError):
+    status = 414
+
+
+class HeadersTooLargeError(ServiceError):
+    """A header line, the request's head or its number of header fields is above its limit."""
+
+    status = 431
+
+
 class RequestBodyTimeoutError(ServiceError):
-    """The client did not send its body in time (a slow or stalled client)."""
+    """The client did not send its request in time (a slow or stalled client)."""
 
     status = 408
 

@@ -87,6 +87,44 @@ class Settings(BaseSettings):
         description="After the header timeout's grace, a request body must keep up this many "
         "bytes a second or its connection is closed (slow-client guard).",
     )
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        description="Connections served at once; a request on one more gets a 503 and its "
+        "connection is closed.",
+    )
+    max_header_line_bytes: int = Field(
+        default=8 * 1024,
+        ge=256,
+        description="Longest request line (414 above) or header line (431 above).",
+    )
+    max_head_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request head: request line and every header together (431 above).",
+    )
+    max_headers: int = Field(
+        default=100, ge=8, description="Most header fields a request may carry (431 above)."
+    )
+    send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A client that takes none of the server's response bytes for this long "
+        "(its connection's send buffer stays full) is disconnected.",
+    )
+    linger_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="After an error answered before the request's body was read (413, 431, "
+        "bad framing), how long the rest of what the client sends is read and discarded "
+        "before the connection closes, so that a client sending its whole body first still "
+        "reads the error instead of a reset.",
+    )
+    linger_max_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=0,
+        description="The most bytes read and discarded that way on one connection.",
+    )
     shutdown_grace_s: float = Field(
         default=25.0, ge=0, description="On SIGTERM, how long accepted requests may take to finish."
     )

@@ -21,7 +21,6 @@ from service.model_io.signature import ModelSignature
 
 if TYPE_CHECKING:
     from service.capture.writer import CaptureWriter
-    from service.protocol import InferRequest
 
 _FLOATS = ("FP16", "FP32", "FP64")
 
@@ -76,11 +75,13 @@ class VersionCapture:
         self.metrics = metrics
         self._draw = draw
 
-    def offer(self, request: InferRequest, results: dict[str, np.ndarray], rid: str | None) -> None:
+    def offer(
+        self, inputs: dict[str, np.ndarray], results: dict[str, np.ndarray], rid: str | None
+    ) -> None:
         """The request was answered with `results`: capture it, or not."""
         if self._draw() >= self.rate:
             return
-        x = request.inputs[self.input_name]
+        x = inputs[self.input_name]
         if not x.size:
             return  # an empty batch or sequence: nothing to learn from
         size = x.nbytes + sum(out.nbytes for out in results.values())
@@ -88,6 +89,5 @@ class VersionCapture:
         if refused is not None:
             self.metrics.requests[refused].inc()
             return
-        rid = rid or request.id or ""
-        self.writer.put(Captured(self, request.inputs, results, rid, time.time(), len(x), size))
+        self.writer.put(Captured(self, inputs, results, rid or "", time.time(), len(x), size))
         self.metrics.requests["queued"].inc()

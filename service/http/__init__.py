@@ -1,5 +1,2 @@
-"""Transport: the ASGI application (raw inference route in front of FastAPI routers)."""
-
-from service.http.app import create_app
-
-__all__ = ["create_app"]
+"""Transport: HTTP/1.1 connections (`connection.py`) answering inference themselves and every
+other route through the FastAPI app (`app.py`); see service/README.md."""

@@ -1,7 +1,8 @@
 """The application factory: `create_app(settings)` builds everything; nothing exists at import.
 
-The outermost ASGI callable is `Gateway`: it answers inference itself (see `infer.py` for why)
-and hands every other request, and the lifespan events, to the FastAPI app.
+It returns the `HttpService` every connection shares (service.py): the inference front end's
+state, and the ASGI app — FastAPI, behind the CORS policy when one is configured — that answers
+every route but inference and receives the lifespan events.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,10 +19,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from service.errors import ServiceError
-from service.http.infer import handle_infer, parse_infer_path
+from service.http.asgi import App
+from service.http.cors import Cors
 from service.http.openapi import add_infer_paths
+from service.http.responses import error_response
 from service.http.routes import console, docs, health, models, repository, server
 from service.http.routes import metrics as metrics_route
+from service.http.service import HttpService
 from service.http.state import AppState
 from service.lifecycle.manager import ModelManager
 from service.metrics import Metrics
@@ -31,55 +34,13 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class Gateway:
-    """Raw ASGI: `POST …/infer` here, the rest to FastAPI."""
-
-    def __init__(self, api: FastAPI, state: AppState) -> None:
-        self.api = api
-        self.state = state
-        origins = state.settings.cors_origins
-        # CORS wraps the inference route too, so it sits outside the routing; off by default.
-        self._entry: Any = (
-            self._route
-            if not origins
-            else CORSMiddleware(
-                self._route,  # type: ignore[arg-type]
-                allow_origins=origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "inference-header-content-length"],
-                expose_headers=["inference-header-content-length"],
-            )
-        )
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await self._entry(scope, receive, send)
-
-    async def _route(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            route = parse_infer_path(scope["path"])
-            if route is not None:
-                await handle_infer(self.state, route[0], route[1], scope, receive, send)
-                return
-        await self.api(scope, receive, send)
-
-    async def drain(self, timeout: float, linger: float = 0.0) -> bool:
-        """Readiness off, then wait until no inference request is in flight (and at least
-        `linger` seconds); True if drained within `timeout`."""
-        self.state.manager.begin_drain()
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        deadline = start + timeout
-        linger_end = start + min(linger, timeout)
-        while (self.state.inflight > 0 or loop.time() < linger_end) and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        return self.state.inflight == 0
-
-
-def _error_response(status: int, message: str, headers: Any = ()) -> Response:
+def _error_response(error: ServiceError, status: int | None = None) -> Response:
+    """The JSON error every refusal gets (responses.py); `status` overrides the error's own,
+    for Starlette's errors that carry theirs."""
+    code, headers, body = error_response(error)
     return Response(
-        ServiceError(message).body(),
-        status_code=status,
-        media_type="application/json",
+        body,
+        status_code=code if status is None else status,
         headers={k.decode(): v.decode() for k, v in headers},
     )
 
@@ -87,28 +48,28 @@ def _error_response(status: int, message: str, headers: Any = ()) -> Response:
 def _install_error_handlers(api: FastAPI) -> None:
     async def service_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        return _error_response(exc.status, exc.message, exc.headers)
+        return _error_response(exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         message = str(exc.detail)
         if exc.status_code in (404, 405):
             message = f"{message}: no route {request.method} {request.url.path[:200]}"
-        return _error_response(exc.status_code, message)
+        return _error_response(ServiceError(message), exc.status_code)
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         problems = "; ".join(
             f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in exc.errors()
         )
-        return _error_response(400, f"invalid request: {problems}")
+        return _error_response(ServiceError(f"invalid request: {problems}"), 400)
 
     api.add_exception_handler(ServiceError, service_error)
     api.add_exception_handler(HTTPException, http_error)
     api.add_exception_handler(RequestValidationError, validation_error)
 
 
-def create_app(settings: Settings) -> Gateway:
+def create_app(settings: Settings) -> HttpService:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
     state = AppState(settings=settings, manager=manager, metrics=metrics)
@@ -140,4 +101,14 @@ def create_app(settings: Settings) -> Gateway:
     api.include_router(console.router() if settings.console_enabled else console.disabled_router())
     _install_error_handlers(api)
     add_infer_paths(api)
-    return Gateway(api, state)
+    app: App = api
+    cors = Cors(tuple(settings.cors_origins)) if settings.cors_origins else None
+    if cors is not None:
+        app = CORSMiddleware(
+            api,
+            allow_origins=cors.origins,
+            allow_methods=cors.methods,
+            allow_headers=cors.headers,
+            expose_headers=cors.expose,
+        )
+    return HttpService(state, app, cors)

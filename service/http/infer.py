@@ -1,64 +1,38 @@
-"""One inference request, from its headers to its answer, with the transport left to the caller.
+"""`POST /v2/models/{m}[/versions/{v}]/infer` over HTTP: the front end's steps (service/inference/
+call.py) with the HTTP wire format around them.
 
-`POST /v2/models/{m}[/versions/{v}]/infer` is the one route whose cost matters, so it never goes
-through FastAPI (a FastAPI route costs several times a raw ASGI one per request). `InferCall`
-holds everything the request needs and does no I/O: `admit` checks what the headers decide
-(readiness, credentials, version, declared size) before any body byte is buffered, `submit`
-decodes, validates and queues the body on the version's batcher, and `answer` / `refuse` turn
-the outcome into a status, headers and a body, counting it in the metrics.
-
-Two front ends drive it: the connection-level fast path (`fastpath.py`, the one serving under
-uvicorn with httptools: no ASGI scope, no task per request) and `handle_infer` below, the same
-request as a raw ASGI handler for every other server (h11, in-process ASGI clients).
+It is the one route whose cost matters, so the connection answers it itself (a FastAPI route
+costs several times a raw one per request, benchmarks/results/profile/): no ASGI scope, no task,
+no message dicts. An `InferExchange` reads what the headers say (`HeaderFacts`), has the call
+admit the request before any body byte is kept, decodes the body (JSON or Triton's binary tensors,
+through the served version's request plans), queues it, and writes the answer or the error
+straight to the connection when its ticket resolves.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from service.batching.ticket import Ticket
-from service.errors import (
-    BadRequestError,
-    ModelInputError,
-    PayloadTooLargeError,
-    RequestBodyTimeoutError,
-    RequestTimeoutError,
-    ServiceError,
-    UnavailableError,
-)
-from service.http.auth import check_token
-from service.http.state import PENDING_KEY, AppState
-from service.lifecycle.served import ServedVersion
-from service.logging import request_id
+from service.errors import BadRequestError, ServiceError
+from service.http.cors import Cors
+from service.http.exchange import Exchange
+from service.http.responses import CONTINUE, JSON, Headers, error_response
+from service.inference.call import InferCall, Results
 from service.protocol import InferRequest, encode_response
-from service.protocol.version import parse_version
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from service.http.connection import HttpConnection
 
-Scope = dict[str, Any]
-Headers = list[tuple[bytes, bytes]]
-Results = dict[str, np.ndarray]
+log = logging.getLogger("service.http")
+
 _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
-_REJECT_REASONS = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    408: "bad_request", 413: "too_large", 503: "not_ready",
-}  # fmt: skip
-_OUTCOMES = {400: "bad_request", 503: "unavailable"}
-_JSON = b"application/json"
 _BINARY = b"application/octet-stream"
-
-
-class ClientGoneError(Exception):
-    """The client disconnected before its answer: there is nobody to answer."""
+Response = tuple[int, Headers, bytes]
 
 
 def parse_infer_path(path: str) -> tuple[str, str | None] | None:
@@ -75,115 +49,154 @@ def parse_infer_path(path: str) -> tuple[str, str | None] | None:
 
 @dataclass(frozen=True, slots=True)
 class HeaderFacts:
-    """What an inference request's headers tell `InferCall`. The same headers give the same
-    facts, so the fast path keeps them with a connection's repeated head (whole_request.py)."""
+    """What an inference request's headers tell its exchange. The same headers give the same
+    facts, so a connection keeps them with its repeated head (whole_request.py)."""
 
-    declared: int | None = None  # Content-Length
     header_length: int | None = None  # Inference-Header-Content-Length
     authorization: str | None = None
     rid: str | None = None  # X-Request-ID
+    echo: tuple[tuple[bytes, bytes], ...] = ()  # response headers they decide: request id, CORS
     error: str | None = None  # a header the request is refused for
 
 
-def read_headers(headers: Iterable[tuple[bytes, bytes]]) -> HeaderFacts:
-    declared = header_length = None
-    authorization = rid = None
-    try:
-        for key, value in headers:
-            if key == b"content-length":
-                declared = int(value)
-            elif key == b"inference-header-content-length":
+def read_headers(headers: Iterable[tuple[bytes, bytes]], cors: Cors | None) -> HeaderFacts:
+    header_length = None
+    authorization = rid = origin = None
+    error = None
+    for key, value in headers:
+        if key == b"inference-header-content-length":
+            try:
                 header_length = int(value)
-            elif key == b"authorization":
-                authorization = value.decode("latin-1")
-            elif key == b"x-request-id":
-                rid = value.decode("latin-1")[:128]
-    except ValueError:
-        error = "Content-Length headers must be integers"
-        return HeaderFacts(declared, header_length, authorization, rid, error)
-    return HeaderFacts(declared, header_length, authorization, rid)
+            except ValueError:
+                error = "Inference-Header-Content-Length must be an integer"
+        elif key == b"authorization":
+            authorization = value.decode("latin-1")
+        elif key == b"x-request-id":
+            rid = value.decode("latin-1")[:128]
+        elif key == b"origin":
+            origin = value.decode("latin-1")
+    echo: tuple[tuple[bytes, bytes], ...] = ()
+    if rid is not None:
+        echo = ((b"x-request-id", rid.encode("latin-1")),)
+    if cors is not None and origin is not None:
+        echo += cors.response_headers(origin)
+    return HeaderFacts(header_length, authorization, rid, echo, error)
 
 
-class InferCall:
-    """One inference request in flight; counted in `state.inflight` until `close()`."""
+class InferExchange(Exchange):
+    """One inference request on a connection."""
 
-    __slots__ = (
-        "_header_error",
-        "_open",
-        "authorization",
-        "declared",
-        "header_length",
-        "name",
-        "request",
-        "rid",
-        "served",
-        "started",
-        "state",
-        "version_text",
-    )  # fmt: skip
+    __slots__ = ("call", "chunks", "expect_continue", "facts", "refusal", "request")
 
     def __init__(
-        self, state: AppState, name: str, version_text: str | None, facts: HeaderFacts
+        self,
+        conn: HttpConnection,
+        name: str,
+        version_text: str | None,
+        facts: HeaderFacts,
+        keep_alive: bool,
+        expect_continue: bool = False,
     ) -> None:
-        self.state = state
-        self.name = name
-        self.version_text = version_text
-        self.started = time.perf_counter()
-        self.declared = facts.declared
-        self.header_length = facts.header_length
-        self.authorization = facts.authorization
-        self.rid = facts.rid
-        self.served: ServedVersion | None = None
+        super().__init__(conn, keep_alive)
+        self.facts = facts
+        self.expect_continue = expect_continue
+        self.chunks: list[bytes] = []
         self.request: InferRequest | None = None
-        self._header_error = facts.error
-        state.inflight += 1
-        self._open = True
-
-    def close(self) -> None:
-        """The request is answered or abandoned; idempotent."""
-        if self._open:
-            self._open = False
-            self.state.inflight -= 1
-
-    def admit(self) -> None:
-        """Everything the headers decide, before any body byte is buffered: raises the
-        ServiceError the client gets (not ready, bad credentials, bad version, body too big)."""
-        if self._header_error is not None:
-            raise BadRequestError(self._header_error)
-        manager = self.state.manager
-        if not manager.ready:
-            raise UnavailableError(
-                "server is shutting down" if manager.draining else "server is not ready yet"
-            )
-        settings = self.state.settings
-        if settings.api_keys:
-            check_token(self.authorization, settings.api_keys, "inference")
-        parse_version(self.version_text)
-        limit = settings.max_body_bytes
-        if self.declared is not None and self.declared > limit:
-            raise PayloadTooLargeError(
-                f"request body of {self.declared} bytes is above the limit of {limit} bytes"
-            )
-
-    def submit(self, body: bytes) -> Ticket[Results]:
-        """Decodes, validates and queues the request; the ticket resolves with its outputs."""
-        # From the lookup to `submit` nothing awaits, so a version being replaced cannot close
-        # its queue in between: the request lands in the old queue (which drains) or the new.
-        served = self.served = self.state.manager.lookup(
-            self.name, parse_version(self.version_text)
+        call = self.call = InferCall(
+            conn.service.state, name, version_text, "http/1.1", facts.authorization, facts.rid
         )
-        served.batcher.check_capacity()  # before decoding: refusing under overload is cheap
-        decoded = served.plans.decode(body, self.header_length)
-        request = self.request = decoded.request
-        ticket = served.batcher.submit(
-            request.inputs, decoded.samples, request.timeout_s, key=decoded.key
-        )
-        if served.shadow is not None:  # mirror hook: a canary's candidate runs it too
-            served.shadow.offer(request.inputs, decoded.samples, decoded.key, ticket)
-        return ticket
+        # Refused on its headers alone: answered in its turn, its body read and dropped (the
+        # connection stays usable), none of it kept.
+        self.refusal: Response | None = None
+        try:
+            if facts.error is not None:
+                raise BadRequestError(facts.error)
+            call.admit()
+        except ServiceError as error:
+            self.refusal = self._refuse(error)
+            self.dropping = True
 
-    def answer(self, results: Results) -> tuple[int, Headers, bytes]:
-        served, request = self.served, self.request
+    # --- what the connection asks ---------------------------------------------------------
+
+    def start(self) -> None:
+        self.running = True
+        if self.refusal is not None:
+            if self.expect_continue and not self.body_done:
+                self.keep_alive = False  # the client may never send the body it asked about
+            self._send(*self.refusal)
+        elif self.body_done:
+            self._submit()
+        elif self.expect_continue:
+            self.conn.write(CONTINUE)
+
+    def serve_whole(self, body: bytes) -> None:
+        """`start` for a request read whole with its body (the connection's fast case)."""
+        self.running = True
+        self.body_done = True
+        self.size = len(body)
+        if self.refusal is not None:
+            self._send(*self.refusal)
+        else:
+            self._submit_body(body)
+
+    def on_body(self, chunk: bytes) -> None:
+        if self.refusal is None:
+            self.chunks.append(chunk)
+
+    def on_complete(self) -> None:
+        if self.running and self.refusal is None and not self.responded:
+            self._submit()
+
+    def fail(self, error: ServiceError) -> None:
+        self.keep_alive = False
+        self.dropping = True
+        if self.responded:
+            return
+        self.chunks = []
+        self.refusal = self._refuse(error)
+        if self.running:
+            self._send(*self.refusal)
+
+    def abandon(self) -> None:
+        self.call.abandon()
+
+    # --- the request ----------------------------------------------------------------------
+
+    def _submit(self) -> None:
+        chunks = self.chunks
+        self.chunks = []
+        self._submit_body(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _submit_body(self, body: bytes) -> None:
+        call = self.call
+        call.bytes_in = len(body)
+        try:
+            served = call.resolve()
+            decoded = served.plans.decode(body, self.facts.header_length)
+            request = self.request = decoded.request
+            ticket = call.enqueue(request.inputs, decoded.samples, request.timeout_s, decoded.key)
+        except Exception as error:
+            self._send(*self._refuse(error))
+            return
+        ticket.add_done_callback(self._on_result)
+
+    def _on_result(self, ticket: Ticket[Results]) -> None:
+        if ticket.cancelled():
+            return  # abandoned: the client is gone and the call is closed
+        try:
+            try:
+                status, headers, payload = self._answer(ticket.result())
+            except Exception as error:
+                status, headers, payload = self._refuse(error)
+            self._send(status, headers, payload)
+        except Exception:  # a bug of ours: the loop would only log it, and the client would hang
+            log.exception("answering an inference request failed")
+            self.call.finish(500, 0)
+            self.conn.abort()
+
+    def _answer(self, results: Results) -> Response:
+        call, request = self.call, self.request
+        served = call.served
         assert served is not None
         assert request is not None
         payload, json_length = encode_response(
@@ -193,137 +206,24 @@ class InferCall:
             model_version=served.version,
             labels=served.signature.labels,
         )
+        call.answered(results)
         headers = [
-            (b"content-type", _JSON if json_length is None else _BINARY),
+            (b"content-type", JSON if json_length is None else _BINARY),
             (b"content-length", str(len(payload)).encode()),
+            *self.facts.echo,
         ]
         if json_length is not None:
             headers.append((b"inference-header-content-length", str(json_length).encode()))
-        self._finish_headers(headers)
-        served.metrics.outcomes["success"].inc()
-        served.metrics.request_seconds.observe(time.perf_counter() - self.started)
-        if served.capture is not None:  # capture hook: a sample of the traffic, as shards
-            served.capture.offer(request, results, self.rid)
         return 200, headers, payload
 
-    def refuse(self, exc: BaseException) -> tuple[int, Headers, bytes]:
-        """The error response for `exc`, counted, and logged when it is a fault of ours or the
-        model's own words about the client's input."""
-        served = self.served
-        if not isinstance(exc, ServiceError):
-            self._log(logging.ERROR, "inference on %s failed with an internal error", exc=exc)
-            if served is not None:
-                served.metrics.outcomes["error"].inc()
-            exc = ServiceError("internal server error")
-        else:
-            if served is not None:
-                outcome = "timeout" if isinstance(exc, RequestTimeoutError) else None
-                served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
-            else:
-                reason = _REJECT_REASONS.get(exc.status, "bad_request")
-                self.state.metrics.rejected.labels(reason).inc()
-            if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
-                self._log(logging.WARNING, "inference on %s failed: %s", exc.message)
-            elif isinstance(exc, ModelInputError):  # the client's fault, in the model's words
-                self._log(logging.INFO, "inference on %s refused by the model: %s", exc.message)
-        body = exc.body()
-        headers = [
-            (b"content-type", _JSON),
-            (b"content-length", str(len(body)).encode()),
-            *exc.headers,
-        ]
-        self._finish_headers(headers)
-        return exc.status, headers, body
+    def _refuse(self, exc: BaseException) -> Response:
+        call = self.call
+        status, headers, body = error_response(call.failed(exc))
+        headers += self.facts.echo
+        if self.facts.rid is None and call.rid is not None:  # the id its log line carries
+            headers.append((b"x-request-id", call.rid.encode("latin-1")))
+        return status, headers, body
 
-    def _finish_headers(self, headers: Headers) -> None:
-        if self.rid is not None:
-            headers.append((b"x-request-id", self.rid.encode("latin-1")))
-        if self.state.manager.draining:
-            headers.append((b"connection", b"close"))
-
-    def _log(
-        self, level: int, message: str, *args: object, exc: BaseException | None = None
-    ) -> None:
-        """Faults are logged with a request id, the client's or a fresh one echoed in the reply;
-        set only around the log call, since the fast path has no task of its own to scope it."""
-        if self.rid is None:
-            self.rid = uuid.uuid4().hex
-        token = request_id.set(self.rid)
-        try:
-            log.log(level, message, self.name[:80], *args, exc_info=exc)
-        finally:
-            request_id.reset(token)
-
-
-# --- the same request as a raw ASGI handler ----------------------------------------------
-
-
-async def handle_infer(
-    state: AppState, name: str, version_text: str | None, scope: Scope, receive: Any, send: Any
-) -> None:
-    call = InferCall(state, name, version_text, read_headers(scope["headers"]))
-    try:
-        try:
-            call.admit()
-            settings = state.settings
-            body = await _read_body_in_time(
-                receive, settings.max_body_bytes, settings.body_timeout_s
-            )
-            pending = call.submit(body)
-            scope[PENDING_KEY] = pending  # cancelled by the protocol if the client disconnects
-            try:
-                results = await pending
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not pending.cancelled() or (task is not None and task.cancelling()):
-                    raise
-                raise ClientGoneError from None  # dropped from the queue, nobody to answer
-            status, headers, payload = call.answer(results)
-        except ClientGoneError:
-            return
-        except Exception as exc:
-            status, headers, payload = call.refuse(exc)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-    finally:
-        call.close()
-
-
-async def _read_body(receive: Any, limit: int) -> bytes:
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGoneError
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"request body is above the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _read_body_in_time(receive: Any, limit: int, timeout: float) -> bytes:
-    """Slow-client guard: the whole body must arrive within `timeout`, or 408. A timer handle
-    that cancels this task costs ~1 µs, far less than `asyncio.wait_for` (a task per call)."""
-    task = asyncio.current_task()
-    assert task is not None
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    timer = asyncio.get_running_loop().call_later(timeout, expire)
-    try:
-        return await _read_body(receive, limit)
-    except asyncio.CancelledError:
-        if not expired:
-            raise
-        task.uncancel()
-        raise RequestBodyTimeoutError(f"request body not received within {timeout:g} s") from None
-    finally:
-        timer.cancel()
+    def _send(self, status: int, headers: Headers, payload: bytes) -> None:
+        self.call.finish(status, len(payload))
+        self.conn.respond(self, status, headers, payload)

@@ -1,6 +1,6 @@
 """The inference route in the OpenAPI document.
 
-`POST …/infer` is answered by the raw ASGI handler (`infer.py`), so FastAPI does not know it;
+`POST …/infer` is answered by the connection itself (`infer.py`), so FastAPI does not know it;
 this adds it to `/openapi.json` so that clients and API fuzzers see the whole API.
 """
 

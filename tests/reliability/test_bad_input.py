@@ -144,7 +144,8 @@ CASES: dict[str, Case] = {
     "header length below JSON": bin_case(
         400, ("not valid JSON",), [binary("x", X), binary("y", Y)], XY_BYTES,
         header_length_delta=-5),
-    "header length not a number": Case(400, ("must be integers",), content=VALID_HEADER + XY_BYTES,
+    "header length not a number": Case(400, ("Inference-Header-Content-Length must be an integer",),
+                                       content=VALID_HEADER + XY_BYTES,
                                        headers={"Inference-Header-Content-Length": "12abc"}),
     "binary body shorter than sizes": bin_case(
         400, ("input 'y'", "runs past the end of the body"), [binary("x", X), binary("y", Y)],
@@ -197,7 +198,10 @@ CASES: dict[str, Case] = {
     "name ../x": Case(404, ("no route POST",), GOOD, path="/v2/models/..%2Fx/infer"),
     "name ..": Case(404, ("unknown model '..'",), GOOD, path="/v2/models/%2E%2E/infer"),
     "name with NUL": Case(404, ("unknown model",), GOOD, path="/v2/models/a%00b/infer"),
-    "name of 10k characters": Case(404, ("unknown model 'aaaa",), GOOD,
+    "name of 5k characters": Case(404, ("unknown model 'aaaa",), GOOD,
+                                  path=f"/v2/models/{'a' * 5_000}/infer"),
+    # Above INDUCTIVE_MAX_HEADER_LINE_BYTES (8 KiB by default): refused before it is routed.
+    "name of 10k characters": Case(414, ("request target is above 8192 bytes",), GOOD,
                                    path=f"/v2/models/{'a' * 10_000}/infer"),
     # '²' passes str.isdigit() but int() refuses it (was a 500).
     "superscript digit as version": Case(400, ("positive integer",), GOOD,

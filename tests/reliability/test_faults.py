@@ -25,6 +25,7 @@ import pytest
 
 from model_store import add_onnx, open_store
 from model_store.schema import BatchingConfig, ModelConfig
+from service.settings import Settings
 from tests.model_store.helpers import manifest_for, write_model
 from tests.reliability.clients import add_body, connect, infer_add, raw_request
 from tests.reliability.contract import error_message
@@ -270,17 +271,17 @@ def test_a_slow_client_is_cut_off_after_the_server_timeout(tmp_path: Path, add_s
                 sock.close()
 
 
-# service/__main__.py; past it the fast path (service/http/fastpath.py) refuses every request
-# with the JSON 503 of any other refusal, where uvicorn would answer a plain-text one.
-UVICORN_LIMIT_CONCURRENCY = 4096
+# The default connection limit (INDUCTIVE_MAX_CONNECTIONS); past it every request is refused with
+# the JSON 503 of any other refusal.
+MAX_CONNECTIONS = Settings.model_fields["max_connections"].default
 
 
 def test_a_connection_flood_is_refused_with_a_json_503(tmp_path: Path, add_store: Path) -> None:
-    wanted = UVICORN_LIMIT_CONCURRENCY + 64
+    wanted = MAX_CONNECTIONS + 64
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < wanted + 256:
         pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below {wanted + 256}")
-    # The server process inherits the raised limit, so the flood meets uvicorn's limit first.
+    # The server process inherits the raised limit, so the flood meets the server's limit first.
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted + 256), hard))
     try:
         with running_server(

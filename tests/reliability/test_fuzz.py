@@ -1,7 +1,7 @@
 """Property-based fuzzing of the HTTP API with schemathesis: the server's own OpenAPI document
 (FastAPI's `/openapi.json`) and the official Open Inference Protocol spec, whose infer route our
-document lacks (inference is a raw ASGI handler in front of FastAPI). Valid and invalid requests
-alike must never get a 5xx, and every error body must be `{"error": "..."}`.
+document lacks (inference is answered by the connection, not a FastAPI route). Valid and invalid
+requests alike must never get a 5xx, and every error body must be `{"error": "..."}`.
 
 Each operation gets a bounded, derandomised run (the same examples on every run), so a failure is
 reproducible and the whole file stays within the reliability budget.

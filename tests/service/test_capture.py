@@ -20,7 +20,6 @@ from service.capture import CaptureWriter, VersionCapture, capturable_input
 from service.capture.shards import Captured, build_shard, shard_name
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
-from service.protocol.decode import InferRequest
 from service.settings import Settings
 
 RAGGED = RaggedInput(input="x", axis=1, lengths_input="lengths")
@@ -154,9 +153,8 @@ def capture_of(w: CaptureWriter, metrics: Metrics | None = None) -> VersionCaptu
     return VersionCapture(w, "m", 1, "x", None, (metrics or Metrics()).for_capture("m", 1))
 
 
-def request(samples: int = 1) -> InferRequest:
-    x = np.random.rand(samples, 4).astype(np.float32)
-    return InferRequest("r", {"x": x}, {"x": "FP32"}, None, binary_output=False, timeout_s=None)
+def request(samples: int = 1) -> dict[str, np.ndarray]:
+    return {"x": np.random.rand(samples, 4).astype(np.float32)}
 
 
 def answer(samples: int = 1) -> dict[str, np.ndarray]:

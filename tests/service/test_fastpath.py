@@ -1,5 +1,6 @@
-"""The inference fast path (service/http/fastpath.py) speaks HTTP/1.1 the way uvicorn does:
-pipelining, keep-alive and its absence, `Expect: 100-continue`, early refusals, limits.
+"""Inference answered by the connection (service/http/connection.py, infer.py) speaks HTTP/1.1
+the way uvicorn does: pipelining, keep-alive and its absence, `Expect: 100-continue`, early
+refusals, limits.
 
 Raw sockets, because the cases are about the bytes on the connection, which clients hide."""
 
@@ -16,6 +17,7 @@ import orjson
 import pytest
 
 from tests.service.helpers import ServerProcess
+from tests.service.raw import Reader
 
 ONES = np.ones((1, 4), np.float32)
 
@@ -35,35 +37,6 @@ def _request(body: bytes, path: str = "/v2/models/add/infer", extra: bytes = b""
         + b"\r\n"
         + body
     )
-
-
-class Reader:
-    """Reads HTTP/1.1 responses (with Content-Length) off a socket, one at a time."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-
-    def _fill(self) -> bool:
-        chunk = self.sock.recv(65536)
-        self.buffer += chunk
-        return bool(chunk)
-
-    def response(self) -> tuple[int, dict[str, str], bytes]:
-        while b"\r\n\r\n" not in self.buffer:
-            assert self._fill(), f"connection closed; got {self.buffer!r}"
-        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
-        length = int(headers.get("content-length", "0"))
-        while len(self.buffer) < length:
-            assert self._fill(), "connection closed mid-body"
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return int(status_line.split()[1]), headers, body
-
-    def closed(self) -> bool:
-        """True when the server closed the connection (EOF with nothing more buffered)."""
-        return not self.buffer and not self._fill()
 
 
 @pytest.fixture
@@ -142,6 +115,18 @@ def test_expect_100_continue_gets_the_interim_response_first(conn: socket.socket
     assert (status, _sum(answer)) == (200, [2.0] * 4)
 
 
+def test_a_refusal_before_an_expected_body_closes_the_connection(conn: socket.socket) -> None:
+    """A client that asked `Expect: 100-continue` and got a final answer may never send its
+    body: the connection is not kept waiting for it."""
+    body = _body(ONES)
+    head, _, _ = _request(
+        body, path="/v2/models/add/versions/zero/infer", extra=b"Expect: 100-continue\r\n"
+    ).partition(b"\r\n\r\n")
+    conn.sendall(head + b"\r\n\r\n")
+    status, headers, _ = Reader(conn).response()
+    assert (status, headers["connection"]) == (400, "close")
+
+
 def test_a_refusal_before_the_body_leaves_the_connection_usable(conn: socket.socket) -> None:
     """The unknown model is refused once the body is in; a bad version as soon as the headers
     are: either way the connection serves the next request."""
@@ -186,7 +171,7 @@ def test_a_chunked_body_growing_past_the_limit_is_cut_off(conn: socket.socket) -
     assert b"above the limit" in body
 
 
-def test_a_percent_encoded_path_is_served_through_the_asgi_route(conn: socket.socket) -> None:
+def test_a_percent_encoded_path_is_decoded_as_uvicorn_does(conn: socket.socket) -> None:
     conn.sendall(_request(_body(ONES), path="/v2/models/%61dd/infer"))
     status, _, body = Reader(conn).response()
     assert (status, _sum(body)) == (200, [2.0] * 4)

@@ -11,7 +11,7 @@ from tests.service.helpers import REPO_ROOT
 SCRIPT = """
 import asyncio, sys
 import service, service.__main__
-from service.http import create_app
+from service.http.app import create_app
 from service.settings import Settings
 
 async def start_and_stop():

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from model_store.schema import Manifest, ModelConfig, Producer, TensorSpec
@@ -52,15 +52,42 @@ request = st.fixed_dictionaries(
 
 
 def _decode_and_validate(body: bytes, header_length: int | None) -> None:
-    """Anything but a BadRequestError (with a message) fails the test."""
-    message = "accepted"
+    """A BadRequestError (400, with a message), or a request accepted because it truly is one
+    `x` of FP32 [n, 4] with 1 ≤ n ≤ 8 (random data can form one): anything else fails."""
+    refused: BadRequestError | None = None
     try:
-        validate_request(decode_request(body, header_length, max_elements=1000), SIGNATURE)
+        request = decode_request(body, header_length, max_elements=1000)
+        samples = validate_request(request, SIGNATURE)
     except BadRequestError as exc:
-        message = exc.message
-    assert message
+        refused = exc
+    if refused is not None:
+        assert refused.status == 400
+        assert refused.message.strip()
+        return
+    assert list(request.inputs) == ["x"], request.inputs
+    assert request.datatypes == {"x": "FP32"}
+    x = request.inputs["x"]
+    assert x.dtype == np.float32
+    assert x.ndim == 2
+    assert x.shape[1] == 4
+    assert 1 <= x.shape[0] <= 8
+    assert samples == x.shape[0]
 
 
+def _x(**fields: Any) -> dict[str, Any]:
+    return {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [0.5] * 4,
+                        **fields}]}  # fmt: skip
+
+
+# Bodies that decode but break the signature, which only validation refuses (random generation
+# seldom forms one), and one valid body, which must be accepted.
+@example(doc=_x(name="y"), tail=b"", header_extra=0)
+@example(doc=_x(datatype="INT32", data=[1] * 4), tail=b"", header_extra=0)
+@example(doc=_x(shape=[4], data=[0.5] * 4), tail=b"", header_extra=0)
+@example(doc=_x(shape=[0, 4], data=[]), tail=b"", header_extra=0)
+@example(doc=_x(shape=[9, 4], data=[0.5] * 36), tail=b"", header_extra=0)
+@example(doc=_x(shape=[1, 2, 2]), tail=b"", header_extra=0)
+@example(doc=_x(), tail=b"", header_extra=0)
 @settings(max_examples=300, deadline=None)
 @given(doc=request, tail=st.binary(max_size=48), header_extra=st.integers(-4, 4))
 def test_structured_garbage_is_a_bad_request(doc: dict[str, Any], tail: bytes,

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.http.head_rules import HeadLimits
 from service.http.whole_request import parse_whole_request
 
 BODY = b'{"inputs":[]}'
@@ -44,7 +45,7 @@ def test_a_versioned_path_and_connection_close() -> None:
     request = parse_whole_request(
         _request(
             b"/v2/models/my.model-2/versions/3/infer",
-            b"Content-Length: 13\r\nConnection: keep-alive, Close\r\n",
+            b"Host: t\r\nContent-Length: 13\r\nConnection: keep-alive, Close\r\n",
         )
     )
     assert request is not None
@@ -96,10 +97,39 @@ def test_a_request_beginning_with_the_previous_head_reuses_it() -> None:
         _request(b"/v2/models/cnn/ready"),
         _request(b"/v2/models/a/b/infer"),
         _request(b"/v2/models//infer"),
+        # Heads breaking a rule of head_rules.py: the httptools path refuses them.
+        _request(headers=b"Content-Length: 13\r\n"),  # no Host
+        _request(headers=b"Host: t\r\nHost: u\r\nContent-Length: 13\r\n"),
+        _request(
+            headers=b"Host: t\r\nContent-Length: 13\r\nAuthorization: a\r\nAuthorization: b\r\n"
+        ),
+        _request(
+            headers=b"Host: t\r\nContent-Length: 13\r\nInference-Header-Content-Length: 2\r\n"
+            b"inference-header-content-length: 2\r\n"
+        ),
     ],
 )
 def test_anything_but_one_plain_complete_request_goes_to_httptools(data: bytes) -> None:
     assert parse_whole_request(data) is None
+
+
+LIMITS = HeadLimits(line=300, head=1024, count=10)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _request(b"/v2/models/" + b"m" * 300 + b"/infer"),  # request line
+        _request(headers=b"Host: t\r\nContent-Length: 13\r\nX: " + b"v" * 300 + b"\r\n"),
+        _request(headers=b"Host: t\r\nContent-Length: 13\r\n" + b"X: y\r\n" * 9),  # count
+        _request(
+            headers=b"Host: t\r\nContent-Length: 13\r\n" + (b"X: " + b"y" * 200 + b"\r\n") * 5
+        ),
+    ],
+)
+def test_a_head_above_a_limit_goes_to_httptools(data: bytes) -> None:
+    assert parse_whole_request(data) is not None  # taken without limits
+    assert parse_whole_request(data, limits=LIMITS) is None
 
 
 @dataclass

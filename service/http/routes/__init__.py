@@ -1,1 +1,1 @@
-"""FastAPI routers, one per resource. Inference itself is the raw ASGI handler in `infer.py`."""
+"""FastAPI routers, one per resource. Inference is answered by the connection (`infer.py`)."""
