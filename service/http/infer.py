@@ -7,6 +7,12 @@ holds everything the request needs and does no I/O: `admit` checks what the head
 decodes, validates and queues the body on the version's batcher, and `answer` / `refuse` turn
 the outcome into a status, headers and a body, counting it in the metrics.
 
+The steps that know nothing of HTTP are methods of their own, so that another front door (the
+gRPC one, service/grpc/) decodes and encodes its own wire format around the same admission,
+queueing and accounting: `resolve` (the served version, refusing under overload before any
+decoding), `queue` (a decoded request onto its batcher), `succeeded` and `failed` (the outcome
+counted and, for faults, logged; `failed` returns the error the client is told).
+
 Two front ends drive it: the connection-level fast path (`fastpath.py`, the one serving under
 uvicorn with httptools: no ASGI scope, no task per request) and `handle_infer` below, the same
 request as a raw ASGI handler for every other server (h11, in-process ASGI clients).
@@ -39,6 +45,7 @@ from service.http.state import PENDING_KEY, AppState
 from service.lifecycle.served import ServedVersion
 from service.logging import request_id
 from service.protocol import InferRequest, encode_response
+from service.protocol.request_plans import Decoded
 from service.protocol.version import parse_version
 
 log = logging.getLogger(__name__)
@@ -165,19 +172,59 @@ class InferCall:
                 f"request body of {self.declared} bytes is above the limit of {limit} bytes"
             )
 
-    def submit(self, body: bytes) -> Ticket[Results]:
-        """Decodes, validates and queues the request; the ticket resolves with its outputs."""
-        # From the lookup to `submit` nothing awaits, so a version being replaced cannot close
-        # its queue in between: the request lands in the old queue (which drains) or the new.
+    def resolve(self) -> ServedVersion:
+        """The served version the request names; raises when there is none, or when its queue
+        would refuse the request (checked before decoding: refusing under overload is cheap)."""
         served = self.served = self.state.manager.lookup(
             self.name, parse_version(self.version_text)
         )
-        served.batcher.check_capacity()  # before decoding: refusing under overload is cheap
-        decoded = served.plans.decode(body, self.header_length)
+        served.batcher.check_capacity()
+        return served
+
+    def queue(self, decoded: Decoded) -> Ticket[Results]:
+        """Queues a decoded, validated request on the resolved version's batcher; the ticket
+        resolves with its outputs. Nothing may await between `resolve` and `queue`: a version
+        being replaced cannot close its queue in between, so the request lands in the old queue
+        (which drains) or the new."""
+        served = self.served
+        assert served is not None, "resolve() first"
         request = self.request = decoded.request
         return served.batcher.submit(
             request.inputs, decoded.samples, request.timeout_s, key=decoded.key
         )
+
+    def submit(self, body: bytes) -> Ticket[Results]:
+        """Decodes, validates and queues an HTTP request body."""
+        served = self.resolve()
+        return self.queue(served.plans.decode(body, self.header_length))
+
+    def succeeded(self) -> None:
+        """Counts the request as answered (its response is ready)."""
+        served = self.served
+        assert served is not None
+        served.metrics.outcomes["success"].inc()
+        served.metrics.request_seconds.observe(time.perf_counter() - self.started)
+
+    def failed(self, exc: BaseException) -> ServiceError:
+        """Counts the failure and logs it when it is a fault of ours or the model's own words
+        about the client's input; returns the error the client is told."""
+        served = self.served
+        if not isinstance(exc, ServiceError):
+            self._log(logging.ERROR, "inference on %s failed with an internal error", exc=exc)
+            if served is not None:
+                served.metrics.outcomes["error"].inc()
+            return ServiceError("internal server error")
+        if served is not None:
+            outcome = "timeout" if isinstance(exc, RequestTimeoutError) else None
+            served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
+        else:
+            reason = _REJECT_REASONS.get(exc.status, "bad_request")
+            self.state.metrics.rejected.labels(reason).inc()
+        if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
+            self._log(logging.WARNING, "inference on %s failed: %s", exc.message)
+        elif isinstance(exc, ModelInputError):  # the client's fault, in the model's words
+            self._log(logging.INFO, "inference on %s refused by the model: %s", exc.message)
+        return exc
 
     def answer(self, results: Results) -> tuple[int, Headers, bytes]:
         served, request = self.served, self.request
@@ -197,38 +244,20 @@ class InferCall:
         if json_length is not None:
             headers.append((b"inference-header-content-length", str(json_length).encode()))
         self._finish_headers(headers)
-        served.metrics.outcomes["success"].inc()
-        served.metrics.request_seconds.observe(time.perf_counter() - self.started)
+        self.succeeded()
         return 200, headers, payload
 
     def refuse(self, exc: BaseException) -> tuple[int, Headers, bytes]:
-        """The error response for `exc`, counted, and logged when it is a fault of ours or the
-        model's own words about the client's input."""
-        served = self.served
-        if not isinstance(exc, ServiceError):
-            self._log(logging.ERROR, "inference on %s failed with an internal error", exc=exc)
-            if served is not None:
-                served.metrics.outcomes["error"].inc()
-            exc = ServiceError("internal server error")
-        else:
-            if served is not None:
-                outcome = "timeout" if isinstance(exc, RequestTimeoutError) else None
-                served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
-            else:
-                reason = _REJECT_REASONS.get(exc.status, "bad_request")
-                self.state.metrics.rejected.labels(reason).inc()
-            if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
-                self._log(logging.WARNING, "inference on %s failed: %s", exc.message)
-            elif isinstance(exc, ModelInputError):  # the client's fault, in the model's words
-                self._log(logging.INFO, "inference on %s refused by the model: %s", exc.message)
-        body = exc.body()
+        """The error response for `exc`, counted and logged by `failed`."""
+        error = self.failed(exc)
+        body = error.body()
         headers = [
             (b"content-type", _JSON),
             (b"content-length", str(len(body)).encode()),
-            *exc.headers,
+            *error.headers,
         ]
         self._finish_headers(headers)
-        return exc.status, headers, body
+        return error.status, headers, body
 
     def _finish_headers(self, headers: Headers) -> None:
         if self.rid is not None:
