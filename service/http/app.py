@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from service.errors import ServiceError
 from service.http.infer import handle_infer, parse_infer_path
 from service.http.openapi import add_infer_paths
-from service.http.routes import health, models, repository, server
+from service.http.routes import health, models, repository, server, statistics
 from service.http.routes import metrics as metrics_route
 from service.http.state import AppState
 from service.lifecycle.manager import ModelManager
@@ -131,7 +131,7 @@ def create_app(settings: Settings) -> Gateway:
         lifespan=lifespan,
     )
     api.state.inductive = state
-    for module in (health, server, models, repository, metrics_route):
+    for module in (health, server, statistics, models, repository, metrics_route):
         api.include_router(module.router)
     _install_error_handlers(api)
     add_infer_paths(api)

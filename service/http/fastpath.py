@@ -140,7 +140,7 @@ class FastInferProtocol(GuardedHttpToolsProtocol):
                 ),
                 close=True,
             )
-            self.state.metrics.rejected.labels("overloaded").inc()
+            self.state.metrics.rejected.labels("http", "overloaded").inc()
             return
         route = self._fast_route()
         if route is None:

@@ -121,6 +121,7 @@ class InferCall:
         "declared",
         "header_length",
         "name",
+        "protocol",
         "request",
         "rid",
         "served",
@@ -130,9 +131,15 @@ class InferCall:
     )  # fmt: skip
 
     def __init__(
-        self, state: AppState, name: str, version_text: str | None, facts: HeaderFacts
+        self,
+        state: AppState,
+        name: str,
+        version_text: str | None,
+        facts: HeaderFacts,
+        protocol: str = "http",
     ) -> None:
         self.state = state
+        self.protocol = protocol  # the front door, as the metrics label it
         self.name = name
         self.version_text = version_text
         self.started = time.perf_counter()
@@ -202,24 +209,28 @@ class InferCall:
         """Counts the request as answered (its response is ready)."""
         served = self.served
         assert served is not None
-        served.metrics.outcomes["success"].inc()
-        served.metrics.request_seconds.observe(time.perf_counter() - self.started)
+        door = served.metrics.by_protocol[self.protocol]
+        door.outcomes["success"].inc()
+        door.request_seconds.observe(time.perf_counter() - self.started)
 
     def failed(self, exc: BaseException) -> ServiceError:
         """Counts the failure and logs it when it is a fault of ours or the model's own words
         about the client's input; returns the error the client is told."""
         served = self.served
+        door = None if served is None else served.metrics.by_protocol[self.protocol]
+        if door is not None:
+            door.failure_seconds.inc(time.perf_counter() - self.started)
         if not isinstance(exc, ServiceError):
             self._log(logging.ERROR, "inference on %s failed with an internal error", exc=exc)
-            if served is not None:
-                served.metrics.outcomes["error"].inc()
+            if door is not None:
+                door.outcomes["error"].inc()
             return ServiceError("internal server error")
-        if served is not None:
+        if door is not None:
             outcome = "timeout" if isinstance(exc, RequestTimeoutError) else None
-            served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
+            door.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
         else:
             reason = _REJECT_REASONS.get(exc.status, "bad_request")
-            self.state.metrics.rejected.labels(reason).inc()
+            self.state.metrics.rejected.labels(self.protocol, reason).inc()
         if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
             self._log(logging.WARNING, "inference on %s failed: %s", exc.message)
         elif isinstance(exc, ModelInputError):  # the client's fault, in the model's words

@@ -10,7 +10,9 @@ from service.http.routes.deps import json_response
 
 router = APIRouter(tags=["server"])
 
-EXTENSIONS = ("binary_tensor_data", "classification", "model_repository", "schedule_policy")
+EXTENSIONS = (
+    "binary_tensor_data", "classification", "model_repository", "schedule_policy", "statistics",
+)  # fmt: skip
 
 
 def _version() -> str:
