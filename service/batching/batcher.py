@@ -39,6 +39,7 @@ from service.batching.worker import Worker
 from service.errors import (
     ModelExecutionError,
     ModelInputError,
+    OverloadedError,
     RequestTimeoutError,
     ServiceError,
     UnavailableError,
@@ -161,7 +162,7 @@ class Batcher:
         if self._closing:
             raise UnavailableError(f"model {self.label} is unloading; retry")
         if len(self._queue) >= self._policy.max_queue_size:
-            raise UnavailableError(
+            raise OverloadedError(
                 f"model {self.label} is overloaded: {len(self._queue)} requests queued "
                 f"(max_queue_size {self._policy.max_queue_size})"
             )

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,9 @@ from service.http.state import AppState
 from service.lifecycle.manager import ModelManager
 from service.metrics import Metrics
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.grpc.server import GrpcDoor
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,18 @@ def _install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, validation_error)
 
 
+async def _start_grpc(state: AppState) -> GrpcDoor | None:
+    """The gRPC door on this event loop, unless INDUCTIVE_GRPC_PORT is off (then grpcio is not
+    even imported)."""
+    if state.settings.grpc_port is None:
+        return None
+    from service.grpc.server import GrpcDoor
+
+    door = GrpcDoor(state)
+    await door.start()
+    return door
+
+
 def create_app(settings: Settings) -> Gateway:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
@@ -118,11 +133,15 @@ def create_app(settings: Settings) -> Gateway:
         # Provider detection fails fast (a bad INDUCTIVE_PROVIDERS stops start-up); models load
         # in the background so that liveness answers while readiness is still false.
         await manager.prepare()
+        grpc_door = await _start_grpc(state)
         loading = asyncio.get_running_loop().create_task(manager.load_all())
         try:
             yield
         finally:
             loading.cancel()
+            if grpc_door is not None:
+                # The drain (Gateway.drain) has already waited for the calls in flight.
+                await grpc_door.stop(settings.shutdown_grace_s)
             await manager.close()
 
     api = FastAPI(
