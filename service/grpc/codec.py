@@ -81,6 +81,11 @@ def decode_infer(message: ModelInferRequest, served: ServedVersion, max_elements
         )
         if name in inputs:
             raise BadRequestError(f"input '{name}' is given twice")
+        if "shared_memory_region" in tensor.parameters:
+            raise BadRequestError(
+                f"input '{name}' names a shared memory region, which this server does not "
+                "serve: send its data in the request"
+            )
         if raw:
             if tensor.HasField("contents"):
                 raise BadRequestError(

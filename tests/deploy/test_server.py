@@ -49,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env |= {
         "INDUCTIVE_HOST": "127.0.0.1",
         "INDUCTIVE_PORT": str(port),
+        "INDUCTIVE_GRPC_PORT": str(_free_port()),
         "INDUCTIVE_STORE": str(tmp / "store"),
         "INDUCTIVE_CACHE_DIR": str(tmp / "cache"),
         "INDUCTIVE_PROVIDERS": "cpu",
