@@ -162,6 +162,10 @@ class Batcher:
         if self._closing:
             raise UnavailableError(f"model {self.label} is unloading; retry")
         if len(self._queue) >= self._policy.max_queue_size:
+            # Requests that timed out or whose client went away stay in the queue until a batch
+            # is formed; at the limit (only there: it walks the queue) they give their place up.
+            self._queue = deque(p for p in self._queue if not p.ticket.done())
+        if len(self._queue) >= self._policy.max_queue_size:
             raise OverloadedError(
                 f"model {self.label} is overloaded: {len(self._queue)} requests queued "
                 f"(max_queue_size {self._policy.max_queue_size})"
