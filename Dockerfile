@@ -61,12 +61,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     CUDA_CACHE_PATH=/tmp/cuda-cache \
     INDUCTIVE_HOST=0.0.0.0 \
     INDUCTIVE_PORT=8000 \
+    INDUCTIVE_GRPC_PORT=8001 \
     INDUCTIVE_STORE=/models \
     INDUCTIVE_CACHE_DIR=/var/cache/inductive \
     INDUCTIVE_LOG_FORMAT=json
 
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 
 # No curl in the image: the venv's python asks the liveness route; urlopen raises (exit 1) on
 # anything but a 2xx answer or on a timeout.
