@@ -87,9 +87,11 @@ class InferenceService:
             left = context.time_remaining()
             if left is not None and (request.timeout_s is None or left < request.timeout_s):
                 request.timeout_s = max(left, 0.0)
-            results = await call.queue(decoded)
+            results = await call.enqueue(
+                request.inputs, decoded.samples, request.timeout_s, decoded.key
+            )
             response = encode_infer(request, results, served)
-            call.succeeded()
+            call.answered(results)
             return response.SerializeToString()
         except asyncio.CancelledError:
             raise  # the client went away or its deadline passed: the ticket left the queue

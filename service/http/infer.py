@@ -10,8 +10,10 @@ the outcome into a status, headers and a body, counting it in the metrics.
 The steps that know nothing of HTTP are methods of their own, so that another front door (the
 gRPC one, service/grpc/) decodes and encodes its own wire format around the same admission,
 queueing and accounting: `resolve` (the served version, refusing under overload before any
-decoding), `queue` (a decoded request onto its batcher), `succeeded` and `failed` (the outcome
-counted and, for faults, logged; `failed` returns the error the client is told).
+decoding), `enqueue` (decoded inputs onto its batcher), `answered` and `failed` (the outcome
+counted and, for faults, logged; `failed` returns the error the client is told). The names are
+those of the protocol-neutral front end being written for every door (service/inference/), so
+that a door written against one runs against the other.
 
 Two front ends drive it: the connection-level fast path (`fastpath.py`, the one serving under
 uvicorn with httptools: no ASGI scope, no task per request) and `handle_infer` below, the same
@@ -45,13 +47,13 @@ from service.http.state import PENDING_KEY, AppState
 from service.lifecycle.served import ServedVersion
 from service.logging import request_id
 from service.protocol import InferRequest, encode_response
-from service.protocol.request_plans import Decoded
 from service.protocol.version import parse_version
 
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]
+Inputs = dict[str, np.ndarray]
 Results = dict[str, np.ndarray]
 _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
@@ -188,25 +190,30 @@ class InferCall:
         served.batcher.check_capacity()
         return served
 
-    def queue(self, decoded: Decoded) -> Ticket[Results]:
-        """Queues a decoded, validated request on the resolved version's batcher; the ticket
-        resolves with its outputs. Nothing may await between `resolve` and `queue`: a version
-        being replaced cannot close its queue in between, so the request lands in the old queue
-        (which drains) or the new."""
+    def enqueue(
+        self,
+        inputs: Inputs,
+        samples: int,
+        timeout_s: float | None,
+        key: tuple[object, ...] | None,
+    ) -> Ticket[Results]:
+        """Queues decoded, validated inputs on the resolved version's batcher; the ticket
+        resolves with this request's outputs. Nothing may await between `resolve` and
+        `enqueue`: a version being replaced cannot close its queue in between, so the request
+        lands in the old queue (which drains) or the new."""
         served = self.served
         assert served is not None, "resolve() first"
-        request = self.request = decoded.request
-        return served.batcher.submit(
-            request.inputs, decoded.samples, request.timeout_s, key=decoded.key
-        )
+        return served.batcher.submit(inputs, samples, timeout_s, key=key)
 
     def submit(self, body: bytes) -> Ticket[Results]:
         """Decodes, validates and queues an HTTP request body."""
         served = self.resolve()
-        return self.queue(served.plans.decode(body, self.header_length))
+        decoded = served.plans.decode(body, self.header_length)
+        request = self.request = decoded.request
+        return self.enqueue(request.inputs, decoded.samples, request.timeout_s, decoded.key)
 
-    def succeeded(self) -> None:
-        """Counts the request as answered (its response is ready)."""
+    def answered(self, results: Results) -> None:
+        """Counts the request as answered: its outputs are in."""
         served = self.served
         assert served is not None
         door = served.metrics.by_protocol[self.protocol]
@@ -255,7 +262,7 @@ class InferCall:
         if json_length is not None:
             headers.append((b"inference-header-content-length", str(json_length).encode()))
         self._finish_headers(headers)
-        self.succeeded()
+        self.answered(results)
         return 200, headers, payload
 
     def refuse(self, exc: BaseException) -> tuple[int, Headers, bytes]:
