@@ -80,12 +80,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     CUDA_CACHE_PATH=/tmp/cuda-cache \
     INDUCTIVE_HOST=0.0.0.0 \
     INDUCTIVE_PORT=8000 \
+    INDUCTIVE_GRPC_PORT=8001 \
     INDUCTIVE_STORE=/models \
     INDUCTIVE_CACHE_DIR=/var/cache/inductive \
     INDUCTIVE_LOG_FORMAT=json
 
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 
 # No curl in the image: the venv's python asks the liveness route; urlopen raises (exit 1) on
 # anything but a 2xx answer or on a timeout.
@@ -133,13 +134,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     INDUCTIVE_HOST=0.0.0.0 \
     INDUCTIVE_PORT=8000 \
+    INDUCTIVE_GRPC_PORT=8001 \
     INDUCTIVE_STORE=/models \
     INDUCTIVE_CACHE_DIR=/var/cache/inductive \
     INDUCTIVE_PROVIDERS=cpu \
     INDUCTIVE_LOG_FORMAT=json
 
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/v2/health/live' % os.environ.get('INDUCTIVE_PORT', '8000'), timeout=3)"]

@@ -67,12 +67,13 @@ def main() -> None:
     names = [o.name for o in session.get_outputs()]
     outputs = dict(zip(names, session.run(names, dict(request.inputs)), strict=True))
     metrics = Metrics().for_version(workload.name, workload.version)
-    success = metrics.outcomes["success"]
+    http = metrics.by_protocol["http"]
+    success = http.outcomes["success"]
 
     def per_request_metrics() -> None:
         metrics.queue_seconds.observe(0.002)
         success.inc()
-        metrics.request_seconds.observe(0.004)
+        http.request_seconds.observe(0.004)
 
     def full_decode() -> None:
         validate_request(decode_request(body, header_length, max_elements=1 << 30), signature)

@@ -28,6 +28,7 @@ _FLAGS = {
     "default_timeout_ms": float, "shutdown_grace_s": float, "shutdown_delay_s": float,
     "log_format": str, "log_level": str, "body_timeout_s": float, "header_timeout_s": float,
     "max_connections": int,
+    "grpc_port": str,
 }  # fmt: skip
 
 

@@ -72,6 +72,10 @@ class UnavailableError(ServiceError):
     headers = ((b"retry-after", b"1"),)
 
 
+class OverloadedError(UnavailableError):
+    """A version's queue is full: the server is at capacity (gRPC: RESOURCE_EXHAUSTED)."""
+
+
 class ModelInputError(BadRequestError):
     """ONNX Runtime failed on one request run alone, for a reason in its data (e.g. an index out
     of range): the client's input is at fault, reported as 400 with the model's message."""

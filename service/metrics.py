@@ -1,9 +1,16 @@
 """Every Prometheus metric of the service, defined once, with bounded label sets.
 
 Labels are `model` and `version` of *served* versions only (names come from the store, never from
-a client's URL; a canary's are `champion` and `candidate`), plus small closed sets (`outcome`,
-`state`, `reason`). Each served version gets a `VersionMetrics` holding its label children, and
-each shadow and captured version theirs, so the hot path never looks labels up.
+a client's URL; a canary's are `champion` and `candidate`), plus small closed sets
+(`protocol`, `outcome`, `state`, `reason`). Each served version gets a `VersionMetrics` holding
+its label children, and each shadow and captured version theirs, so the hot path never looks
+labels up. What a request's front door decides (its outcome and duration) is labelled by `protocol`;
+what its batch decides (queue time, compute, batch size, counts) is shared: HTTP and gRPC
+requests batch together.
+
+The counters and histograms a request or a batch updates are observed on the event loop only
+(`LoopCounter`, `LoopHistogram`), and the statistics extension (service/statistics.py) reads the
+same children: the two views are made of the same numbers.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from service.loop_counter import LoopCounter, LoopCounterChild
 from service.loop_histogram import LoopHistogram, LoopHistogramChild
+from service.statistics import BatchStatistics
 
 log = logging.getLogger(__name__)
 
+PROTOCOLS = ("http", "grpc")
 OUTCOMES = ("success", "bad_request", "unavailable", "timeout", "error")
 MODEL_STATES = ("LOADING", "READY", "UNLOADING", "UNAVAILABLE", "FAILED")
 REJECT_REASONS = (
@@ -59,17 +69,24 @@ class Metrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         mv = ("model", "version")
-        self.requests = Counter(
+        self.requests = LoopCounter(
             "inductive_inference_requests",
-            "Inference requests by outcome.",
-            (*mv, "outcome"),
+            "Inference requests by front door (protocol) and outcome.",
+            (*mv, "protocol", "outcome"),
             registry=r,
         )
         self.request_seconds = LoopHistogram(
             "inductive_inference_request_duration_seconds",
-            "Time from a request's body being read to its response being ready.",
-            mv,
+            "Time from a request's body being read to its successful response being ready.",
+            (*mv, "protocol"),
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.failure_seconds = LoopCounter(
+            "inductive_inference_failure_duration_seconds",
+            "Time from a request's body being read to its error being ready, summed over the "
+            "requests that reached a served version and failed.",
+            (*mv, "protocol"),
             registry=r,
         )
         self.queue_seconds = LoopHistogram(
@@ -81,7 +98,8 @@ class Metrics:
         )
         self.compute_seconds = LoopHistogram(
             "inductive_inference_compute_duration_seconds",
-            "ONNX Runtime time per executed batch.",
+            "Time per executed batch: assembling its inputs, the ONNX Runtime run, splitting "
+            "its outputs.",
             mv,
             buckets=_LATENCY_BUCKETS,
             registry=r,
@@ -99,13 +117,13 @@ class Metrics:
             mv,
             registry=r,
         )
-        self.inference_count = Counter(
+        self.inference_count = LoopCounter(
             "inductive_inference_count",
             "Samples inferred (a request with batch 4 counts 4).",
             mv,
             registry=r,
         )
-        self.execution_count = Counter(
+        self.execution_count = LoopCounter(
             "inductive_inference_exec_count",
             "Batches executed by ONNX Runtime; inference_count / exec_count is the mean batch.",
             mv,
@@ -130,12 +148,13 @@ class Metrics:
         )
         self.rejected = Counter(
             "inductive_requests_rejected",
-            "Requests refused before reaching a model.",
-            ("reason",),
+            "Requests refused before reaching a model, by front door (protocol) and reason.",
+            ("protocol", "reason"),
             registry=r,
         )
-        for reason in REJECT_REASONS:
-            self.rejected.labels(reason)
+        for protocol in PROTOCOLS:
+            for reason in REJECT_REASONS:
+                self.rejected.labels(protocol, reason)
         self._canary_metrics(r)
         self._capture_metrics(r)
 
@@ -228,14 +247,21 @@ class Metrics:
     def for_version(self, model: str, version: int) -> VersionMetrics:
         v = str(version)
         return VersionMetrics(
-            outcomes={o: self.requests.labels(model, v, o) for o in OUTCOMES},
-            request_seconds=self.request_seconds.labels(model, v),
+            by_protocol={
+                p: RequestMetrics(
+                    outcomes={o: self.requests.labels(model, v, p, o) for o in OUTCOMES},
+                    request_seconds=self.request_seconds.labels(model, v, p),
+                    failure_seconds=self.failure_seconds.labels(model, v, p),
+                )
+                for p in PROTOCOLS
+            },
             queue_seconds=self.queue_seconds.labels(model, v),
             compute_seconds=self.compute_seconds.labels(model, v),
             batch_size=self.batch_size.labels(model, v),
             queue_depth=self.queue_depth.labels(model, v),
             inference_count=self.inference_count.labels(model, v),
             execution_count=self.execution_count.labels(model, v),
+            batches=BatchStatistics(),
         )
 
     def for_shadow(self, model: str, champion: int, candidate: int) -> ShadowMetrics:
@@ -282,17 +308,26 @@ class Metrics:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestMetrics:
+    """What one front door's requests to one version decide: outcomes and durations."""
+
+    outcomes: dict[str, LoopCounterChild]
+    request_seconds: LoopHistogramChild  # successes
+    failure_seconds: LoopCounterChild
+
+
+@dataclass(frozen=True, slots=True)
 class VersionMetrics:
     """The label children of one served version, looked up once at load."""
 
-    outcomes: dict[str, Counter]
-    request_seconds: LoopHistogramChild
+    by_protocol: dict[str, RequestMetrics]
     queue_seconds: LoopHistogramChild
     compute_seconds: LoopHistogramChild
     batch_size: LoopHistogramChild
     queue_depth: Gauge
-    inference_count: Counter
-    execution_count: Counter
+    inference_count: LoopCounterChild
+    execution_count: LoopCounterChild
+    batches: BatchStatistics  # per batch size, for the statistics extension
 
 
 @dataclass(frozen=True, slots=True)

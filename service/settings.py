@@ -135,6 +135,44 @@ class Settings(BaseSettings):
         "this long, so load balancers see it before connections are refused; within the grace.",
     )
 
+    # --- gRPC -----------------------------------------------------------------------------
+    grpc_port: int | None = Field(
+        default=8001,
+        ge=0,
+        le=65535,
+        description="Port of the gRPC door (Open Inference Protocol over gRPC, same host); "
+        "0 = any free, off = no gRPC door.",
+    )
+    grpc_keepalive_time_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="gRPC: ping a client whose connection has been silent this long, to find "
+        "dead peers (and keep idle connections open through proxies).",
+    )
+    grpc_keepalive_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="gRPC: close a connection whose keepalive ping gets no answer within this.",
+    )
+    grpc_min_ping_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="gRPC: the shortest interval between a client's keepalive pings that is "
+        "tolerated; a client pinging more often is sent GOAWAY (too_many_pings).",
+    )
+    grpc_max_connection_age_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="gRPC: close connections older than this (GOAWAY), so that clients "
+        "reconnect and spread over replicas added since; unset = never.",
+    )
+    grpc_max_connection_age_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="gRPC: how long calls in flight on a connection past its maximum age may "
+        "take to finish.",
+    )
+
     # --- security -------------------------------------------------------------------------
     console: bool | None = Field(
         default=None,
@@ -143,11 +181,13 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token for /v2/repository/*; unset disables the repository API.",
+        description="Bearer token for /v2/repository/* and the gRPC repository RPCs "
+        "(`authorization` metadata); unset disables the repository API.",
     )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated bearer keys required for inference; empty means open.",
+        description="Comma-separated bearer keys required for inference (HTTP header or gRPC "
+        "metadata `authorization: Bearer <key>`); empty means open.",
     )
 
     # --- ONNX Runtime ---------------------------------------------------------------------
@@ -256,6 +296,13 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("grpc_port", mode="before")
+    @classmethod
+    def _port_or_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "off":
+            return None
+        return value
 
     @model_validator(mode="after")
     def _tensorrt_needs_cache(self) -> Settings:

@@ -39,6 +39,7 @@ from service.batching.worker import Worker
 from service.errors import (
     ModelExecutionError,
     ModelInputError,
+    OverloadedError,
     RequestTimeoutError,
     ServiceError,
     UnavailableError,
@@ -94,10 +95,20 @@ class Pending:
 
 
 @dataclass(slots=True)
+class _Execution:
+    """One run of the model: its size and how long each phase took (service/statistics.py)."""
+
+    samples: int
+    requests: int
+    input_s: float  # assembling the batch
+    infer_s: float  # the ONNX Runtime run
+    output_s: float  # splitting its outputs per request
+
+
+@dataclass(slots=True)
 class _Outcome:
     results: list[Result | BaseException]
-    compute_s: float
-    ran_alone: bool = False
+    executions: list[_Execution]
 
 
 class Batcher:
@@ -155,7 +166,11 @@ class Batcher:
         if self._closing:
             raise UnavailableError(f"model {self.label} is unloading; retry")
         if len(self._queue) >= self._policy.max_queue_size:
-            raise UnavailableError(
+            # Requests that timed out or whose client went away stay in the queue until a batch
+            # is formed; at the limit (only there: it walks the queue) they give their place up.
+            self._queue = deque(p for p in self._queue if not p.ticket.done())
+        if len(self._queue) >= self._policy.max_queue_size:
+            raise OverloadedError(
                 f"model {self.label} is overloaded: {len(self._queue)} requests queued "
                 f"(max_queue_size {self._policy.max_queue_size})"
             )
@@ -345,13 +360,15 @@ class Batcher:
             self._fail(batch, exc)
 
     def _deliver(self, batch: list[Pending], outcome: _Outcome) -> None:
-        if outcome.compute_s:
-            samples = sum(p.samples for p in batch)
-            metrics = self._metrics
-            metrics.compute_seconds.observe(outcome.compute_s)
-            metrics.batch_size.observe(samples)
-            metrics.execution_count.inc(len(batch) if outcome.ran_alone else 1)
-            metrics.inference_count.inc(samples)
+        metrics = self._metrics
+        for run in outcome.executions:
+            metrics.compute_seconds.observe(run.input_s + run.infer_s + run.output_s)
+            metrics.batch_size.observe(run.samples)
+            metrics.execution_count.inc()
+            metrics.inference_count.inc(run.samples)
+            metrics.batches.record(
+                run.samples, run.requests, run.input_s, run.infer_s, run.output_s
+            )
         for p, result in zip(batch, outcome.results, strict=True):
             if p.ticket.done():  # the client went away; its neighbours are unaffected
                 continue
@@ -372,24 +389,36 @@ class Batcher:
         request the model cannot take fails by itself and not its neighbours."""
         requests = [p.inputs for p in batch]
         samples = [p.samples for p in batch]
-        t0 = time.perf_counter()
         try:
-            outputs = self._runner(assemble(requests, self._layout))
-            results: list[Result | BaseException] = list(
-                split(outputs, requests, samples, self._layout)
-            )
-            return _Outcome(results, time.perf_counter() - t0)
+            results, run = self._run(requests, samples)
+            return _Outcome(results, [run])
         except Exception as exc:
             if len(batch) == 1:
-                return _Outcome([_failed_alone(exc, self.label)], time.perf_counter() - t0)
-        results = []
+                return _Outcome([_failed_alone(exc, self.label)], [])
+        outcome = _Outcome([], [])
         for request, n in zip(requests, samples, strict=True):
             try:
-                out = self._runner(assemble([request], self._layout))
-                results.extend(split(out, [request], [n], self._layout))
+                results, run = self._run([request], [n])
             except Exception as exc:
-                results.append(_failed_alone(exc, self.label))
-        return _Outcome(results, time.perf_counter() - t0, ran_alone=True)
+                outcome.results.append(_failed_alone(exc, self.label))
+                continue
+            outcome.results.extend(results)
+            outcome.executions.append(run)
+        return outcome
+
+    def _run(
+        self, requests: list[dict[str, np.ndarray]], samples: list[int]
+    ) -> tuple[list[Result | BaseException], _Execution]:
+        t0 = time.perf_counter()
+        inputs = assemble(requests, self._layout)
+        t1 = time.perf_counter()
+        outputs = self._runner(inputs)
+        t2 = time.perf_counter()
+        results: list[Result | BaseException] = list(
+            split(outputs, requests, samples, self._layout)
+        )
+        t3 = time.perf_counter()
+        return results, _Execution(sum(samples), len(requests), t1 - t0, t2 - t1, t3 - t2)
 
 
 def _lower_priority(nice: int, label: str) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,13 +24,16 @@ from service.http.asgi import App
 from service.http.cors import Cors
 from service.http.openapi import add_infer_paths
 from service.http.responses import error_response
-from service.http.routes import console, docs, health, models, repository, server
+from service.http.routes import console, docs, health, models, repository, server, statistics
 from service.http.routes import metrics as metrics_route
 from service.http.service import HttpService
 from service.http.state import AppState
 from service.lifecycle.manager import ModelManager
 from service.metrics import Metrics
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.grpc.server import GrpcDoor
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,18 @@ def _install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, validation_error)
 
 
+async def _start_grpc(state: AppState) -> GrpcDoor | None:
+    """The gRPC door on this event loop, unless INDUCTIVE_GRPC_PORT is off (then grpcio is not
+    even imported)."""
+    if state.settings.grpc_port is None:
+        return None
+    from service.grpc.server import GrpcDoor
+
+    door = GrpcDoor(state)
+    await door.start()
+    return door
+
+
 def create_app(settings: Settings) -> HttpService:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
@@ -79,11 +95,15 @@ def create_app(settings: Settings) -> HttpService:
         # Provider detection fails fast (a bad INDUCTIVE_PROVIDERS stops start-up); models load
         # in the background so that liveness answers while readiness is still false.
         await manager.prepare()
+        grpc_door = await _start_grpc(state)
         loading = asyncio.get_running_loop().create_task(manager.load_all())
         try:
             yield
         finally:
             loading.cancel()
+            if grpc_door is not None:
+                # The drain (the HTTP service's drain) has already waited for the calls in flight.
+                await grpc_door.stop(settings.shutdown_grace_s)
             await manager.close()
 
     api = FastAPI(
@@ -95,7 +115,7 @@ def create_app(settings: Settings) -> HttpService:
         redoc_url=None,
     )
     api.state.inductive = state
-    for module in (health, server, models, repository, metrics_route):
+    for module in (health, server, statistics, models, repository, metrics_route):
         api.include_router(module.router)
     api.include_router(docs.router())
     api.include_router(console.router() if settings.console_enabled else console.disabled_router())

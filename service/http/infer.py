@@ -103,7 +103,7 @@ class InferExchange(Exchange):
         self.chunks: list[bytes] = []
         self.request: InferRequest | None = None
         call = self.call = InferCall(
-            conn.service.state, name, version_text, "http/1.1", facts.authorization, facts.rid
+            conn.service.state, name, version_text, "http", facts.authorization, facts.rid
         )
         # Refused on its headers alone: answered in its turn, its body read and dropped (the
         # connection stays usable), none of it kept.

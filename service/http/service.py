@@ -54,7 +54,9 @@ class HttpService:
         self.notices = Notices(log)
         self.sweep = Sweep(self.connections, self._set_date)
         rejected = state.metrics.rejected
-        self.rejected = {status: rejected.labels(reason) for status, reason in _REJECTED.items()}
+        self.rejected = {
+            status: rejected.labels("http", reason) for status, reason in _REJECTED.items()
+        }
 
     def bind(self, connections: set[Any], tasks: set[asyncio.Task[None]]) -> None:
         self.connections = connections

@@ -3,7 +3,7 @@
 A front door (the HTTP/1.1 connection, `service/http/`; gRPC next) reads its request, then
 drives an `InferCall` through the same steps, in this order:
 
-    call = InferCall(state, model, version_text, "http/1.1", authorization, request_id)
+    call = InferCall(state, model, version_text, "http", authorization, request_id)
     call.admit()                       # readiness, credentials, version: before any body is kept
     served = call.resolve()            # the version that answers; 503 at once if its queue is full
     ...the door decodes its body into tensors, checked against served.signature / served.plans...
@@ -157,8 +157,9 @@ class InferCall:
         served = self.served
         assert served is not None
         now = self.answered_at = time.perf_counter()
-        served.metrics.outcomes["success"].inc()
-        served.metrics.request_seconds.observe(now - self.started)
+        door = served.metrics.by_protocol[self.protocol]
+        door.outcomes["success"].inc()
+        door.request_seconds.observe(now - self.started)
         if served.capture is not None:  # a sample of the traffic, written as shards
             assert self.inputs is not None
             served.capture.offer(self.inputs, results, self.rid)
@@ -166,19 +167,22 @@ class InferCall:
     def failed(self, exc: BaseException) -> ServiceError:
         """The error the client gets for `exc`, counted, and logged when it is a fault of ours
         or the model's own words about the client's input."""
-        self.answered_at = time.perf_counter()
+        now = self.answered_at = time.perf_counter()
         served = self.served
+        door = None if served is None else served.metrics.by_protocol[self.protocol]
+        if door is not None:
+            door.failure_seconds.inc(now - self.started)
         if not isinstance(exc, ServiceError):
             self._log(logging.ERROR, "inference on %s failed with an internal error", exc=exc)
-            if served is not None:
-                served.metrics.outcomes["error"].inc()
+            if door is not None:
+                door.outcomes["error"].inc()
             return ServiceError("internal server error")
-        if served is not None:
+        if door is not None:
             outcome = "timeout" if isinstance(exc, RequestTimeoutError) else None
-            served.metrics.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
+            door.outcomes[outcome or _OUTCOMES.get(exc.status, "error")].inc()
         else:
             reason = _REJECT_REASONS.get(exc.status, "bad_request")
-            self.state.metrics.rejected.labels(reason).inc()
+            self.state.metrics.rejected.labels(self.protocol, reason).inc()
         if exc.status == 500:  # 503s are load, not faults: a line each would flood the logs
             self._log(logging.WARNING, "inference on %s failed: %s", exc.message)
         elif isinstance(exc, ModelInputError):  # the client's fault, in the model's words

@@ -148,6 +148,14 @@ class ModelManager:
             outcomes=self._outcomes,
         )
 
+    def served(self, name: str | None = None) -> list[ServedVersion]:
+        """Every served version by model name and version, or only those of `name` (none when
+        it is known but has no version served; NotFoundError when it is not known)."""
+        if name is not None and name not in self._known:
+            raise self._not_served(name, None)
+        tables = self._served if name is None else {name: self._served.get(name, {})}
+        return [table[v] for _, table in sorted(tables.items()) for v in sorted(table)]
+
     def index(self) -> list[dict[str, str]]:
         """Triton's repository index: one entry per known version, plus models never loaded."""
         entries = []

@@ -113,7 +113,7 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
                 )
             chunk = binary[offset : offset + size]
             offset += size
-            array = _from_binary(name, datatype, shape, chunk)
+            array = tensor_from_bytes(name, datatype, shape, chunk)
         elif "data" in raw:
             all_binary = False
             data = raw["data"]
@@ -151,17 +151,22 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
 def _tensor_header(raw: object, max_elements: int) -> tuple[str, str, tuple[int, ...]]:
     if not isinstance(raw, dict):
         raise BadRequestError("each input must be an object with name, shape, datatype")
-    name = raw.get("name")
+    return tensor_header(raw.get("name"), raw.get("datatype"), raw.get("shape"), max_elements)
+
+
+def tensor_header(
+    name: object, datatype: object, shape: object, max_elements: int
+) -> tuple[str, str, tuple[int, ...]]:
+    """An input tensor's name, datatype and shape, checked (shared by every wire format): a
+    known datatype, at most 32 dimensions ≥ 0, at most `max_elements` elements."""
     if not isinstance(name, str) or not name:
         raise BadRequestError("an input has no 'name'")
-    datatype = raw.get("datatype")
     if not isinstance(datatype, str):  # a list or an object is not even hashable
         raise BadRequestError(f"input '{name}': 'datatype' must be a string")
     if datatype not in NUMPY_DTYPES:
         raise BadRequestError(
             f"input '{name}': unknown datatype {datatype!r} (one of {', '.join(NUMPY_DTYPES)})"
         )
-    shape = raw.get("shape")
     if (
         not isinstance(shape, list)
         or len(shape) > 32
@@ -199,7 +204,11 @@ def _check_empty_shape(name: str, shape: list[int], max_elements: int) -> None:
         )
 
 
-def _from_binary(name: str, datatype: str, shape: tuple[int, ...], chunk: memoryview) -> np.ndarray:
+def tensor_from_bytes(
+    name: str, datatype: str, shape: tuple[int, ...], chunk: bytes | memoryview
+) -> np.ndarray:
+    """A tensor from its raw bytes (row-major, little-endian; BYTES elements each a 4-byte
+    length then the bytes): the size must be exactly what the checked shape needs."""
     count = math.prod(shape)
     if datatype == "BYTES":
         return _bytes_elements(name, shape, chunk, count)
@@ -213,7 +222,9 @@ def _from_binary(name: str, datatype: str, shape: tuple[int, ...], chunk: memory
     return np.frombuffer(chunk, dtype=dtype).reshape(shape)
 
 
-def _bytes_elements(name: str, shape: tuple[int, ...], chunk: memoryview, count: int) -> np.ndarray:
+def _bytes_elements(
+    name: str, shape: tuple[int, ...], chunk: bytes | memoryview, count: int
+) -> np.ndarray:
     # The declared count is not allocated up front (a 4-byte body may declare millions of
     # elements): elements are collected as the data yields them, so the walk stops, and refuses,
     # where the data ends, before any memory proportional to the claim is taken.

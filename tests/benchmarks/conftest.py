@@ -3,6 +3,7 @@ sequences with a lengths input, so the request files cycle through several bodie
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,12 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ragged = ModelConfig(ragged_inputs=(RaggedInput(input="x", axis=1, lengths_input="lengths"),))
     publish(store, "ragged", ragged_model(models), config=ragged)
     return store
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _grpc_on_any_free_port() -> Iterator[None]:
+    """The servers the harness starts would take gRPC's default port 8001 otherwise, which
+    another server of the suite (or of the machine) may hold."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INDUCTIVE_GRPC_PORT", "0")
+        yield

@@ -87,7 +87,8 @@ def test_base_images_are_pinned(stages: dict[str, Stage]) -> None:
 def test_serve_stage(stages: dict[str, Stage], target: str) -> None:
     serve = stages[target]
     assert serve.last("USER").split(":")[0] == "10001"  # the uid k8s/ asks for (runAsUser)
-    assert serve.all("EXPOSE") == [serve.env()["INDUCTIVE_PORT"]]
+    env = serve.env()
+    assert serve.all("EXPOSE") == [f"{env['INDUCTIVE_PORT']} {env['INDUCTIVE_GRPC_PORT']}"]
     health = serve.exec_form("HEALTHCHECK")
     assert health[0] == "python"
     assert "/v2/health/live" in health[-1]

@@ -136,8 +136,9 @@ def test_server_probes_and_port(build: str) -> None:
     objs = render(build)
     deployment = one(objs, "Deployment", "inductive")
     (server,) = deployment["spec"]["template"]["spec"]["containers"]
-    (port,) = server["ports"]
+    port, grpc_port = server["ports"]
     assert port == {"name": "http", "containerPort": 8000, "protocol": "TCP"}
+    assert grpc_port == {"name": "grpc", "containerPort": 8001, "protocol": "TCP"}
     probes = {
         kind: server[kind]["httpGet"]
         for kind in ("startupProbe", "readinessProbe", "livenessProbe")
@@ -148,9 +149,15 @@ def test_server_probes_and_port(build: str) -> None:
     assert {p["port"] for p in probes.values()} == {"http"}
     settings = configmap_data(objs, server["envFrom"][0]["configMapRef"]["name"])
     assert int(settings["INDUCTIVE_PORT"]) == port["containerPort"]
+    assert int(settings["INDUCTIVE_GRPC_PORT"]) == grpc_port["containerPort"]
     assert settings["INDUCTIVE_HOST"] == "0.0.0.0"  # reachable from the kubelet and the Service
     service = one(objs, "Service", "inductive")
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    http, grpc = service["spec"]["ports"]
+    assert http["targetPort"] == "http"
+    assert grpc == {
+        "name": "grpc", "port": 8001, "targetPort": "grpc", "protocol": "TCP",
+        "appProtocol": "grpc",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("build", SERVING_BUILDS)
@@ -175,6 +182,7 @@ def test_kserve_example_drains_like_the_deployment() -> None:
     drain = float(env["INDUCTIVE_SHUTDOWN_GRACE_S"])
     assert predictor["terminationGracePeriodSeconds"] > pre_stop + drain
     assert container["ports"][0]["containerPort"] == 8000
+    assert container["ports"][1] == {"name": "h2c", "containerPort": 8001, "protocol": "TCP"}
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert env["INDUCTIVE_STORE"].startswith("s3://")
 
@@ -203,7 +211,7 @@ def test_selectors_match_the_server_pods(build: str) -> None:
     netpol_ports = {
         p["port"] for r in one(objs, "NetworkPolicy")["spec"]["ingress"] for p in r["ports"]
     }
-    assert netpol_ports == {8000}
+    assert netpol_ports == {8000, 8001}
     monitor = one(render("monitoring"), "ServiceMonitor")["spec"]
     service = one(objs, "Service")
     assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()

@@ -42,7 +42,12 @@ def _get(url: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def grpc_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, grpc_port: int) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("serve")
     (tmp / "store").mkdir()
     port = _free_port()
@@ -50,6 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env |= {
         "INDUCTIVE_HOST": "127.0.0.1",
         "INDUCTIVE_PORT": str(port),
+        "INDUCTIVE_GRPC_PORT": str(grpc_port),
         "INDUCTIVE_STORE": str(tmp / "store"),
         "INDUCTIVE_CACHE_DIR": str(tmp / "cache"),
         "INDUCTIVE_PROVIDERS": "cpu",
@@ -122,3 +128,19 @@ def test_image_healthcheck_passes_against_the_server(server: str) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_grpc_health_answers_for_native_probes(server: str, grpc_port: int) -> None:
+    """What a Kubernetes `grpc:` probe on the gRPC port would ask (k8s/README.md)."""
+    import grpc
+
+    from service.grpc.protos import health_pb2
+
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        answer = check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING

@@ -113,7 +113,10 @@ def test_a_runtime_error_fails_only_the_requests_it_belongs_to(
         for i, total in enumerate(sums):
             np.testing.assert_array_equal(total, np.full((1, 4), 2 * i, np.float32))
         metrics = server.metrics()
-        outcomes = 'inductive_inference_requests_total{{model="faulty",outcome="{}",version="1"}}'
+        outcomes = (
+            'inductive_inference_requests_total{{model="faulty",outcome="{}",protocol="http",'
+            'version="1"}}'
+        )
         assert metrics[outcomes.format("bad_request")] == len(bad)
         assert metrics[outcomes.format("error")] == 0
         assert metrics[outcomes.format("success")] == 96 - len(bad)
@@ -341,7 +344,8 @@ def test_clients_vanishing_mid_request_do_not_poison_their_batch(
             barrier.reset()
         metrics = server.metrics()
         errors = metrics[
-            'inductive_inference_requests_total{model="add",outcome="error",version="1"}'
+            'inductive_inference_requests_total{model="add",outcome="error",protocol="http",'
+            'version="1"}'
         ]
         assert errors == 0
         # The batches did mix requests (else the test proves nothing about batch neighbours).

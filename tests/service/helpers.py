@@ -1,5 +1,6 @@
 """Reusable helpers for tests that need a real server: publish tiny models, start
-`python -m service` on 127.0.0.1, wait for readiness, read its metrics, stop it.
+`python -m service` on 127.0.0.1 (HTTP and gRPC on free ports), wait for readiness, read its
+metrics, stop it.
 
 Other test suites (reliability, benchmarks) import these; keep them small and general.
 """
@@ -49,6 +50,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
+    grpc_address: str = ""  # host:port of the gRPC door; empty when it is off
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -98,15 +100,18 @@ def running_server(
     ready_timeout: float = 60,
     wait_for: str = "/v2/health/ready",
 ) -> Iterator[ServerProcess]:
-    """Starts `python -m service` on a free 127.0.0.1 port with INDUCTIVE_* settings `env`, and
-    returns once `wait_for` answers 200."""
+    """Starts `python -m service` on a free 127.0.0.1 port with INDUCTIVE_* settings `env` (its
+    gRPC door on another free port unless `env` sets INDUCTIVE_GRPC_PORT), and returns once
+    `wait_for` answers 200."""
     port = free_port()
+    grpc_port = (env or {}).get("INDUCTIVE_GRPC_PORT") or str(free_port())
     full_env = {
         **os.environ,
         "INDUCTIVE_STORE": str(store_dir),
         "INDUCTIVE_CACHE_DIR": str(log_dir / "cache"),
         "INDUCTIVE_HOST": "127.0.0.1",
         "INDUCTIVE_PORT": str(port),
+        "INDUCTIVE_GRPC_PORT": grpc_port,
         "INDUCTIVE_PROVIDERS": "cpu",
         "INDUCTIVE_INTRA_OP_THREADS": "1",
         "INDUCTIVE_LOG_FORMAT": "text",
@@ -122,7 +127,8 @@ def running_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
+    grpc_address = "" if grpc_port == "off" else f"127.0.0.1:{grpc_port}"
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path, grpc_address)
     try:
         wait_ready(server, ready_timeout, wait_for)
         yield server

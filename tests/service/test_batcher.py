@@ -272,6 +272,28 @@ async def test_full_queue_refuses_at_once(runner: FakeRunner) -> None:
 
 
 @run_async
+async def test_requests_answered_while_queued_free_their_place(runner: FakeRunner) -> None:
+    """Requests that timed out or whose client went away no longer count against the queue's
+    size, even while they still sit in it behind a batch in flight."""
+    b = _batcher(runner, FakeClock(), max_queue_size=2, max_queue_delay_s=0.0)
+    b.start()
+    runner.gate.clear()  # the model is busy: whatever comes next waits in the queue
+    first = b.submit(_x([1, 1]), 1)
+    await settle()
+    b.submit(_x([2, 2]), 1).cancel()
+    b.submit(_x([3, 3]), 1, timeout_s=0.01)
+    await asyncio.sleep(0.05)
+    kept = [b.submit(_x([4, 4]), 1), b.submit(_x([5, 5]), 1)]
+    with pytest.raises(UnavailableError, match="overloaded: 2 requests queued"):
+        b.submit(_x([6, 6]), 1)
+    runner.gate.set()
+    await settle()
+    assert first.result()["y"].tolist() == [[2, 2]]
+    assert [k.result()["y"].tolist() for k in kept] == [[[8, 8]], [[10, 10]]]
+    await b.close()
+
+
+@run_async
 async def test_timed_out_request_never_reaches_the_model(runner: FakeRunner) -> None:
     b = _batcher(runner, FakeClock(), max_queue_delay_s=0.0)
     b.start()

@@ -34,10 +34,13 @@ def test_metrics_parse_and_cover_the_request_path(server: ServerProcess) -> None
         assert name in families, name
     samples = server.metrics()
     assert (
-        samples['inductive_inference_requests_total{model="add",outcome="success",version="1"}']
+        samples[
+            'inductive_inference_requests_total{model="add",outcome="success",protocol="http",'
+            'version="1"}'
+        ]
         >= 1
     )
     assert samples['inductive_model_state{model="add",state="READY",version="1"}'] == 1
-    assert samples['inductive_requests_rejected_total{reason="not_found"}'] >= 1
+    assert samples['inductive_requests_rejected_total{protocol="http",reason="not_found"}'] >= 1
     # The unknown model's name never becomes a label value.
     assert "nope" not in text

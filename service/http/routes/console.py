@@ -21,10 +21,10 @@ from service.console import STATIC_DIR
 from service.errors import NotFoundError
 from service.http.auth import check_token
 from service.http.routes.deps import app_state, json_response
-from service.http.routes.server import server_version
 from service.http.state import AppState
 from service.http.static_files import StaticFiles
 from service.lifecycle.served import ServedVersion
+from service.metadata import server_version
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "

@@ -10,21 +10,11 @@ from service.errors import UnavailableError
 from service.http.routes.deps import app_state, json_response
 from service.http.state import AppState
 from service.lifecycle.served import ServedVersion
+from service.metadata import model_metadata as metadata_of
 from service.protocol.version import parse_version
 
 router = APIRouter(prefix="/v2/models", tags=["models"])
 State = Annotated[AppState, Depends(app_state)]
-
-
-def _metadata(state: AppState, served: ServedVersion) -> dict[str, Any]:
-    spec = served.signature
-    return {
-        "name": served.name,
-        "versions": [str(v) for v in state.manager.served_versions(served.name)],
-        "platform": "onnxruntime_onnx",
-        "inputs": [t.model_dump() for t in spec.inputs.values()],
-        "outputs": [t.model_dump() for t in spec.outputs.values()],
-    }
 
 
 def _ready(state: AppState, name: str, version: str | None) -> Response:
@@ -47,12 +37,14 @@ def _config(served: ServedVersion) -> dict[str, Any]:
 
 @router.get("/{name}")
 async def model_metadata(name: str, state: State) -> Response:
-    return json_response(_metadata(state, state.manager.lookup(name, split=False)))
+    return json_response(metadata_of(state.manager, state.manager.lookup(name, split=False)))
 
 
 @router.get("/{name}/versions/{version}")
 async def version_metadata(name: str, version: str, state: State) -> Response:
-    return json_response(_metadata(state, state.manager.lookup(name, parse_version(version))))
+    return json_response(
+        metadata_of(state.manager, state.manager.lookup(name, parse_version(version)))
+    )
 
 
 @router.get("/{name}/ready")

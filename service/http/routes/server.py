@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from fastapi import APIRouter, Response
 
+from service import metadata
 from service.http.routes.deps import json_response
 
 router = APIRouter(tags=["server"])
 
-EXTENSIONS = ("binary_tensor_data", "classification", "model_repository", "schedule_policy")
-
-
-def server_version() -> str:
-    try:
-        return version("inductive")
-    except PackageNotFoundError:
-        return "0+unknown"
-
 
 @router.get("/v2")
 async def server_metadata() -> Response:
-    return json_response(
-        {"name": "inductive", "version": server_version(), "extensions": EXTENSIONS}
-    )
+    return json_response(metadata.server_metadata())

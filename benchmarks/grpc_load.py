@@ -1,0 +1,296 @@
+"""Our gRPC door under h2load: throughput, latency, and (with --profile) where its µs go.
+
+    python -m benchmarks.grpc_load --model cnn                      # h2load, c=32, one core
+    python -m benchmarks.grpc_load --model cnn --http               # + wrk binary, same server
+    python -m benchmarks.grpc_load --model cnn --profile --seconds 20   # + py-spy, as profile.py
+
+A unary gRPC call is an HTTP/2 POST to `/inference.GRPCInferenceService/ModelInfer` with
+`content-type: application/grpc`, `te: trailers` and a length-prefixed protobuf body (one byte
+"not compressed", four bytes big-endian length, the serialized ModelInferRequest: the model's
+first benchmark sample, all inputs raw, as tritonclient.grpc sends them). h2load replays that
+body with `-c` connections of `-m` streams each, the server pinned to the server core and h2load
+to the client core, as wrk in the other benchmarks.
+
+h2load counts an HTTP 200 as a success, but a gRPC call's outcome is the `grpc-status` trailer,
+which h2load does not read: a refused call is an HTTP 200 too. So every run also counts the
+calls the server answered successfully (its `/metrics`, protocol="grpc") and fails unless that
+count equals h2load's. Latency percentiles come from h2load's per-request log.
+
+Short runs check the command; figures of record need a quiet two-core machine (README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.bodies import write_requests
+from benchmarks.config import DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
+from benchmarks.measure import ours_launch
+from benchmarks.procstat import thread_times
+from benchmarks.profile import compute_per_sample, cpu_by_thread, event_loop_breakdown, summarize
+from benchmarks.run import cpu_model, ensure_store
+from benchmarks.servers import Running, free_port, serve
+from benchmarks.workload import Sample, load_workload
+from benchmarks.wrk import WrkResult, run_wrk
+from service.grpc.protos.inference_pb2 import ModelInferRequest
+from service.model_io.datatypes import datatype_of
+
+METHOD = "/inference.GRPCInferenceService/ModelInfer"
+_REQUESTS = "inductive_inference_requests_total"
+_BATCH_METRICS = (
+    "inductive_inference_compute_duration_seconds_sum",
+    "inductive_inference_compute_duration_seconds_count",
+    "inductive_inference_batch_size_sum",
+)
+
+
+def grpc_body(model: str, sample: Sample) -> bytes:
+    """The length-prefixed ModelInferRequest of one sample, every input raw."""
+    request = ModelInferRequest(model_name=model)
+    for name, array in sample.items():
+        request.inputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
+        request.raw_input_contents.append(
+            np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+        )
+    message = request.SerializeToString()
+    return struct.pack(">BI", 0, len(message)) + message
+
+
+@dataclass(frozen=True)
+class H2loadResult:
+    requests: int  # answered with HTTP 200
+    failed: int  # anything else h2load saw (non-2xx, errored, timed out)
+    duration_s: float
+    latency_ms: dict[str, float]  # p50, p90, p99, p999, max, mean
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+
+
+def h2load_binary() -> str:
+    path = shutil.which("h2load")
+    if path is None:
+        sys.exit("h2load is not installed: apt-get install nghttp2-client")
+    return path
+
+
+def run_h2load(
+    url: str, body: Path, *, requests: int, connections: int, streams: int, core: int | None
+) -> H2loadResult:
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "requests.tsv"
+        argv = [
+            *(["taskset", "-c", str(core)] if core is not None else []),
+            h2load_binary(),
+            *("-n", str(requests), "-c", str(connections), "-m", str(streams)),
+            *("-d", str(body), "--log-file", str(log)),
+            *("-H", "content-type: application/grpc", "-H", "te: trailers"),
+            url + METHOD,
+        ]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"h2load failed ({out.returncode}):\n{out.stdout}{out.stderr}")
+        rows = [line.split("\t") for line in log.read_text().splitlines() if line]
+    starts = np.array([int(r[0]) for r in rows], dtype=np.int64)
+    status = np.array([int(r[1]) for r in rows])
+    latency_us = np.array([int(r[2]) for r in rows], dtype=np.float64)
+    ok = status == 200
+    done = latency_us[ok]
+    # From the first request sent to the last answer received.
+    duration_s = float((starts + latency_us.astype(np.int64)).max() - starts.min()) / 1e6
+    percentiles = {f"p{p:g}".replace(".", ""): float(np.percentile(done, p)) / 1e3
+                   for p in (50, 90, 99, 99.9)}  # fmt: skip
+    return H2loadResult(
+        requests=int(ok.sum()),
+        failed=requests - int(ok.sum()),
+        duration_s=duration_s,
+        latency_ms={
+            **percentiles,
+            "mean": float(done.mean()) / 1e3,
+            "max": float(done.max()) / 1e3,
+        },
+    )
+
+
+def grpc_outcomes(metrics_url: str, model: str) -> dict[str, float]:
+    """The server's gRPC request count for `model` by outcome (all versions)."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    outcomes: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = s.labels
+            if s.name == _REQUESTS and labels["protocol"] == "grpc" and labels["model"] == model:
+                outcomes[labels["outcome"]] = outcomes.get(labels["outcome"], 0.0) + s.value
+    return outcomes
+
+
+def metric_totals(metrics_url: str, names: tuple[str, ...]) -> dict[str, float]:
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    totals = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in totals:
+                totals[s.name] += s.value
+    return totals
+
+
+def measured(
+    running: Running,
+    url: str,
+    body: Path,
+    model: str,
+    *,
+    requests: int,
+    connections: int,
+    streams: int,
+    core: int | None,
+) -> H2loadResult:
+    """One h2load run whose successes the server confirms (grpc-status 0, not only HTTP 200)."""
+    assert running.metrics_url is not None
+    before = grpc_outcomes(running.metrics_url, model)
+    result = run_h2load(
+        url, body, requests=requests, connections=connections, streams=streams, core=core
+    )
+    after = grpc_outcomes(running.metrics_url, model)
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    succeeded = delta.pop("success", 0.0)
+    if succeeded != result.requests or any(delta.values()):
+        raise RuntimeError(
+            f"h2load counted {result.requests} HTTP 200s; the server answered {succeeded:.0f} "
+            f"calls with grpc-status 0 and failed {delta}"
+        )
+    return result
+
+
+def _line(label: str, r: WrkResult | H2loadResult) -> str:
+    lat = r.latency_ms
+    return (
+        f"| {label} | {r.throughput:,.0f} | {lat['p50']:.2f} | {lat['p99']:.2f} | {r.requests:,} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.grpc_load", description=__doc__)
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--requests", type=int, default=20_000, help="calls per measured run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--streams", type=int, default=1, help="concurrent calls per connection")
+    parser.add_argument("--http", action="store_true", help="also wrk, binary, same server")
+    parser.add_argument("--seconds", type=float, default=10.0, help="wrk's run; py-spy's")
+    parser.add_argument("--profile", action="store_true", help="py-spy while h2load runs")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "profile")
+    args = parser.parse_args()
+    config = BenchConfig(store=args.store, models=(args.model,))
+    ensure_store(config.store, config.models)
+    workload = load_workload(config.store, args.model, WORK_DIR / "cache")
+    body = WORK_DIR / "requests" / f"{args.model}-grpc.bin"
+    body.parent.mkdir(parents=True, exist_ok=True)
+    body.write_bytes(grpc_body(args.model, workload.samples[0]))
+    grpc_port = free_port()
+    launch = ours_launch(
+        config, args.model, True, extra_env={"INDUCTIVE_GRPC_PORT": str(grpc_port)}
+    )
+    grpc_url = f"http://127.0.0.1:{grpc_port}"
+    concurrency = args.connections * args.streams
+    log_path = WORK_DIR / "logs" / f"grpc-load-{args.model}.log"
+    rows = []
+    with serve(launch, core=config.server_core, log_path=log_path) as running:
+        load = {"connections": args.connections, "streams": args.streams,
+                "core": config.client_core}  # fmt: skip
+        measured(running, grpc_url, body, args.model, requests=2000, **load)  # warm-up
+        if args.profile:
+            profile_stem = f"{args.model}-grpc-c{concurrency}"
+            result = _profiled(running, grpc_url, body, args, config, profile_stem)
+        else:
+            result = measured(running, grpc_url, body, args.model, requests=args.requests, **load)
+        rows.append(_line(f"gRPC, h2load -c {args.connections} -m {args.streams}", result))
+        if args.http:
+            files = write_requests(workload, "binary", WORK_DIR / "requests")
+            url = running.url + workload.path
+            run_wrk(url, files, connections=concurrency, duration_s=2, core=config.client_core)
+            http = run_wrk(url, files, connections=concurrency, duration_s=args.seconds,
+                           core=config.client_core)  # fmt: skip
+            rows.append(_line(f"HTTP binary, wrk -c {concurrency}", http))
+            rows.append(f"\ngRPC / HTTP throughput: {result.throughput / http.throughput:.2f}")
+    report = "\n".join([
+        f"`{args.model}`, server on core {config.server_core}, load on core "
+        f"{config.client_core}; {cpu_model()}",
+        "",
+        "| door | req/s | p50 ms | p99 ms | answered |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        "Every gRPC call h2load counted was answered with grpc-status 0 (the server's count).",
+    ])  # fmt: skip
+    print(report)
+
+
+def _profiled(
+    running: Running,
+    url: str,
+    body: Path,
+    args: argparse.Namespace,
+    config: BenchConfig,
+    stem: str,
+) -> H2loadResult:
+    """h2load under py-spy; writes <out>/<stem>.speedscope.json and .md as benchmarks.profile."""
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    profile_path = args.out / f"{stem}.speedscope.json"
+    spy = subprocess.Popen(
+        [pyspy, "record", "--pid", str(running.pid), "--duration", str(round(args.seconds)),
+         "--rate", str(args.rate), "--format", "speedscope", "--output", str(profile_path),
+         "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert running.metrics_url is not None
+    batches_before = metric_totals(running.metrics_url, _BATCH_METRICS)
+    before, started = thread_times(running.pid), time.monotonic()
+    result = measured(
+        running, url, body, args.model, requests=args.requests, connections=args.connections,
+        streams=args.streams, core=config.client_core,
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    # Per request over the wall time measured here (h2load's own excludes its start-up).
+    load = WrkResult(result.requests, wall, result.requests / wall, result.latency_ms, 0, 0)
+    threads, loop_us = cpu_by_thread(running.pid, before, thread_times(running.pid), wall, load)
+    compute = compute_per_sample(batches_before, metric_totals(running.metrics_url, _BATCH_METRICS))
+    _, err = spy.communicate(timeout=120)
+    if spy.returncode != 0:
+        sys.exit(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-1500:]}")
+    speedscope = json.loads(profile_path.read_text())
+    header = (
+        f"# Profile: `{args.model}`, gRPC (raw contents), c={args.connections}×{args.streams}, "
+        f"batching on\n\n"
+        f"Under h2load load: {result.throughput:,.0f} req/s, p50 {result.latency_ms['p50']:.2f} "
+        f"ms, p99 {result.latency_ms['p99']:.2f} ms, {result.failed} failed. py-spy sampled the "
+        f"first {args.seconds:g} s of {args.requests:,} calls. Command: `python -m "
+        f"benchmarks.grpc_load {' '.join(sys.argv[1:])}`\n\nMachine: {cpu_model()}.\n\n"
+        f"{threads}\n{compute}\n"
+    )
+    summary = event_loop_breakdown(speedscope, loop_us) + "\n" + summarize(speedscope)
+    (args.out / f"{stem}.md").write_text(header + summary)
+    print(header + summary)
+    return result
+
+
+if __name__ == "__main__":
+    main()
