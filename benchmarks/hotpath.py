@@ -21,8 +21,8 @@ import onnxruntime as ort
 
 from benchmarks.bodies import binary_body, http_request
 from benchmarks.config import DEFAULT_STORE, WORK_DIR
-from benchmarks.run import cpu_model, ensure_store
-from benchmarks.workload import load_workload
+from benchmarks.reporting import cpu_model
+from benchmarks.workload import ensure_store, load_workload
 from model_store import open_store
 from service.batching.assemble import Layout
 from service.http.infer import read_headers
