@@ -16,6 +16,7 @@ import argparse
 import onnxruntime as ort
 from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer
 from kserve import model_server as kserve_args
+from kserve.utils.utils import generate_uuid
 
 
 class OnnxModel(Model):  # type: ignore[misc]
@@ -54,7 +55,8 @@ class OnnxModel(Model):  # type: ignore[misc]
             output.set_data_from_numpy(value, binary_data=binary)
             outputs.append(output)
         return InferResponse(
-            response_id=payload.id,
+            # A JSON request without an id gets one, as KServe's own examples do.
+            response_id=payload.id or generate_uuid(),
             model_name=self.name,
             infer_outputs=outputs,
             use_binary_outputs=binary,

@@ -8,14 +8,15 @@ Run inside the LitServe venv by benchmarks/contenders/peers.py; never imported b
         --batch-timeout-ms 2 --workers 1
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: LitServe reads decode_request's annotation at
+# run time to choose how to read the body, and a string annotation would not be a type.
 import argparse
 from typing import Any
 
 import litserve as ls
 import numpy as np
 import onnxruntime as ort
+from fastapi import Request
 
 _DTYPES = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32}
 _DATATYPES = {np.dtype(v): k for k, v in _DTYPES.items()}
@@ -35,10 +36,12 @@ class OnnxApi(ls.LitAPI):  # type: ignore[misc]
         self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         self.names = [o.name for o in self.session.get_outputs()]
 
-    def decode_request(self, request: dict[str, Any]) -> Tensors:
+    def decode_request(self, request: Request) -> Tensors:
+        # LitServe hands over the body already parsed (`await request.json()`) for `Request`.
+        body: dict[str, Any] = request  # type: ignore[assignment]
         return {
             t["name"]: np.asarray(t["data"], dtype=_DTYPES[t["datatype"]]).reshape(t["shape"])
-            for t in request["inputs"]
+            for t in body["inputs"]
         }
 
     def batch(self, inputs: list[Tensors]) -> tuple[Tensors, list[int]]:
@@ -56,7 +59,9 @@ class OnnxApi(ls.LitAPI):  # type: ignore[misc]
     def unbatch(self, output: list[Any]) -> list[Any]:
         return output
 
-    def encode_response(self, output: list[np.ndarray]) -> dict[str, Any]:
+    # No return annotation: LitServe would make it FastAPI's response model and validate every
+    # answer against it.
+    def encode_response(self, output: list[np.ndarray]):  # type: ignore[no-untyped-def]
         outputs = [
             {"name": n, "datatype": _DATATYPES[v.dtype], "shape": list(v.shape),
              "data": v.ravel().tolist()}
