@@ -125,13 +125,17 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> None:
     """Writes the plots and records their file names in results['models'][m]['plots']."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for model, data in results["models"].items():
-        if "contenders" not in data:
-            continue
-        names = [f"{model}-throughput.png", f"{model}-latency.png"]
-        throughput_plot(model, data, out_dir / names[0])
-        latency_plot(model, data, out_dir / names[1])
+        # The outputs are written after each part of a run: plot what was measured so far.
+        measured = any(e["points"] for e in data.get("contenders", {}).values())
+        names = []
+        if measured or data.get("peers"):
+            names.append(f"{model}-throughput.png")
+            throughput_plot(model, data, out_dir / names[-1])
+        if measured:
+            names.append(f"{model}-latency.png")
+            latency_plot(model, data, out_dir / names[-1])
         if data.get("open_loop"):
             names.append(f"{model}-open-loop.png")
             slo = results["meta"].get("slo_ms", 25.0)
-            open_loop_plot(model, data["open_loop"], slo, out_dir / names[2])
+            open_loop_plot(model, data["open_loop"], slo, out_dir / names[-1])
         data["plots"] = names
