@@ -26,7 +26,7 @@ class BenchConfig:
     models: tuple[str, ...] = MODELS
     contenders: tuple[str, ...] = ALL_CONTENDERS
     concurrency: tuple[int, ...] = CONCURRENCY
-    duration_s: float = 10.0  # per measured point
+    duration_s: float = 5.0  # per measured point
     warmup_s: float = 3.0  # per server launch, before its first point
     raw_seconds: float = 3.0  # per raw ONNX Runtime batch size
     raw_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -37,7 +37,7 @@ class BenchConfig:
     # The peers' sweep: every setting of each peer's grid ("quick": one tuned setting each).
     peer_models: tuple[str, ...] = ("cnn",)
     peer_grid: str = "full"
-    peer_duration_s: float = 3.0  # per sweep point
+    peer_duration_s: float = 2.0  # per sweep point
     peer_warmup_s: float = 1.0  # per protocol of each launch
     # Open-loop latency at fractions of each server's closed-loop capacity, then a search for
     # the highest rate held with p99 within the SLO.

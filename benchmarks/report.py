@@ -251,6 +251,10 @@ def _peers_section(model: str, data: dict[str, Any], results: dict[str, Any]) ->
               "points compared", "ours binary ÷ it"]  # fmt: skip
     lines += table(header, rows, numeric=(0, 3, 4, 5, 6, 7, 8))
     for entry in peers.values():
+        if entry.get("note"):
+            lines += [f"- {entry['label']}: {entry['note']}"]
+    lines.append("")
+    for entry in peers.values():
         if entry.get("skipped"):
             lines += [f"- {entry['label']} is absent: {entry['skipped']}.", ""]
         elif entry.get("error") and not entry["sweep"]:

@@ -38,7 +38,12 @@ def sweep_peer(
     """Every setting of `peer` (one launch each), every protocol it speaks at every
     concurrency. Returns {"label", "sweep": [{"setting", "protocol", "points"|"error"}]},
     with "skipped" (why the peer cannot serve this model) or "error" (its venv failed)."""
-    result: dict[str, Any] = {"label": peer.label, "protocols": list(peer.protocols), "sweep": []}
+    result: dict[str, Any] = {
+        "label": peer.label,
+        "protocols": list(peer.protocols),
+        "note": peer.note,
+        "sweep": [],
+    }
     reason = peer.unsupported(workload)
     if reason:
         result["skipped"] = reason

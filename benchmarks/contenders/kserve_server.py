@@ -6,13 +6,17 @@ KServe's own flags (`--http_port`, `--grpc_port`, `--workers`, `--model_name`, .
 `kserve.model_server` itself when it is imported; this script adds `--model-path`.
 
 KServe's Python server has no request batching of its own (KServe batches in its Go agent, a
-sidecar of a Kubernetes deployment), so each request is one `session.run`.
+sidecar of a Kubernetes deployment), so each request is one `session.run`: on the event loop
+(KServe calls a synchronous `predict` there), or with `--predict-in-thread` in the loop's
+thread pool, so that the loop reads and decodes the next requests while ONNX Runtime computes.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 
+import numpy as np
 import onnxruntime as ort
 from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer
 from kserve import model_server as kserve_args
@@ -47,7 +51,9 @@ class OnnxModel(Model):  # type: ignore[misc]
         self, payload: InferRequest, headers: dict[str, str] | None = None
     ) -> InferResponse:
         inputs = {tensor.name: tensor.as_numpy() for tensor in payload.inputs}
-        values = self.session.run(self.names, inputs)
+        return self.respond(payload, self.session.run(self.names, inputs))
+
+    def respond(self, payload: InferRequest, values: list[np.ndarray]) -> InferResponse:
         binary = payload.use_binary_outputs
         outputs = []
         for name, value in zip(self.names, values, strict=True):
@@ -63,11 +69,23 @@ class OnnxModel(Model):  # type: ignore[misc]
         )
 
 
+class ThreadedOnnxModel(OnnxModel):
+    async def predict(  # type: ignore[override]
+        self, payload: InferRequest, headers: dict[str, str] | None = None
+    ) -> InferResponse:
+        inputs = {tensor.name: tensor.as_numpy() for tensor in payload.inputs}
+        loop = asyncio.get_running_loop()
+        values = await loop.run_in_executor(None, self.session.run, self.names, inputs)
+        return self.respond(payload, values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(parents=[kserve_args.parser], description=__doc__)
     parser.add_argument("--model-path", required=True)
+    parser.add_argument("--predict-in-thread", action="store_true")
     args = parser.parse_args()
-    ModelServer().start([OnnxModel(args.model_name, args.model_path)])
+    model = ThreadedOnnxModel if args.predict_in_thread else OnnxModel
+    ModelServer().start([model(args.model_name, args.model_path)])
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ class Peer:
     grid: dict[str, tuple[int | float, ...]]  # each knob and the values swept
     build: Callable[[Workload, Setting, Path], PeerLaunch]
     quick: Setting  # the one setting a smoke run uses: a sensible tuning, not a search
+    note: str = ""  # what the report must say about how this peer is run
     one_input_only: bool = False  # cannot serve models with several inputs
     batches_ragged: bool = False  # can batch requests of different sequence lengths
 
@@ -75,7 +76,9 @@ def _mlserver(workload: Workload, setting: Setting, work: Path) -> PeerLaunch:
     """A model repository folder: settings.json (ports, parallel workers) and the model's folder
     (model-settings.json with the adaptive batching knobs, and our ONNX Runtime runtime)."""
     python = ensure_venv("mlserver")
-    repo = work / f"mlserver-{workload.name}"
+    port, grpc_port = free_port(), free_port()
+    # A folder per launch: MLServer reads it when it starts, and must not see the next one's.
+    repo = work / f"mlserver-{workload.name}-{port}"
     shutil.rmtree(repo, ignore_errors=True)
     model_dir = repo / workload.name
     model_dir.mkdir(parents=True)
@@ -90,7 +93,6 @@ def _mlserver(workload: Workload, setting: Setting, work: Path) -> PeerLaunch:
         "max_batch_time": _ms(setting, "max_batch_time_ms"),
     }
     (model_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
-    port, grpc_port = free_port(), free_port()
     settings = {
         "http_port": port,
         "grpc_port": grpc_port,
@@ -117,12 +119,14 @@ def _kserve(workload: Workload, setting: Setting, work: Path) -> PeerLaunch:
     port, grpc_port = free_port(), free_port()
     argv = [
         *(str(python), str(HERE / "kserve_server.py")),
-        *("--model-path", str(workload.model_path), "--model_name", workload.name),
+        *("--model-path", str(workload.model_path.resolve()), "--model_name", workload.name),
         *("--http_port", str(port), "--grpc_port", str(grpc_port)),
         *("--workers", str(setting["workers"]), "--event-loop", "uvloop"),
         # One log line per request is on by default; a tuned deployment turns it off.
         *("--enable_latency_logging", "false", "--configure_logging", "false"),
     ]
+    if setting.get("predict_in_thread"):
+        argv.append("--predict-in-thread")
     launch = Launch(argv, port, ready_path=f"/v2/models/{workload.name}/ready", cwd=work)
     return PeerLaunch(launch, grpc_port)
 
@@ -134,7 +138,12 @@ def _litserve(workload: Workload, setting: Setting, work: Path) -> PeerLaunch:
     python = ensure_venv("litserve")
     port = free_port()
     argv = [
-        *(str(python), str(HERE / "litserve_server.py"), "--model", str(workload.model_path)),
+        *(
+            str(python),
+            str(HERE / "litserve_server.py"),
+            "--model",
+            str(workload.model_path.resolve()),
+        ),
         *("--name", workload.name, "--port", str(port)),
         *("--max-batch-size", str(setting["max_batch_size"])),
         *("--batch-timeout-ms", str(setting["batch_timeout_ms"])),
@@ -184,14 +193,22 @@ MLSERVER = Peer(
     },
     _mlserver,
     quick={"max_batch_size": 32, "max_batch_time_ms": 5, "workers": 0},
+    note="MLServer cannot pad sequences of different lengths into one batch: on ragged models "
+    "it runs with max_batch_size 1.",
 )
 KSERVE = Peer(
     "kserve",
     "KServe 0.21.0 (Python model server)",
     ("json", "binary", "grpc"),
-    {"workers": (1, 2)},  # uvicorn worker processes; no batching of its own
+    # No batching of its own. Its one knob for one core: run the model on the event loop or in
+    # a thread.
+    {"workers": (1,), "predict_in_thread": (0, 1)},
     _kserve,
-    quick={"workers": 1},
+    quick={"workers": 1, "predict_in_thread": 0},
+    note="KServe's Python server has no batching of its own (KServe batches in its Go agent, "
+    "a Kubernetes sidecar). `--workers 2` is not swept: KServe pings each worker process 5 s "
+    "after starting it and kills and restarts one that has not answered, and two workers "
+    "importing KServe on one core take longer than that, so they never came up here.",
 )
 LITSERVE = Peer(
     "litserve",
@@ -204,6 +221,8 @@ LITSERVE = Peer(
     },
     _litserve,
     quick={"max_batch_size": 32, "batch_timeout_ms": 2, "workers": 1},
+    note="LitServe has no V2 protocol of its own: its API decodes the same V2 JSON body and "
+    "answers V2 JSON, the code a user writes.",
 )
 BENTOML = Peer(
     "bentoml",
@@ -218,6 +237,8 @@ BENTOML = Peer(
     },
     _bentoml,
     quick={"max_batch_size": 32, "max_latency_ms": 1000, "workers": 1},
+    note="BentoML's endpoint takes the V2 JSON body as is and answers with the request's list "
+    "of V2 output tensors (a batchable API answers its slice of the batch, not an object).",
     one_input_only=True,
 )
 PEERS = {peer.key: peer for peer in (MLSERVER, KSERVE, LITSERVE, BENTOML)}
