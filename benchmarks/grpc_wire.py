@@ -86,6 +86,7 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     while pos < len(data):
         key, pos = _read_varint(data, pos)
         number, kind = key >> 3, key & 7
+        value: int | bytes
         if kind == _VARINT:
             value, pos = _read_varint(data, pos)
         elif kind == _BYTES:

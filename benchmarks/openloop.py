@@ -105,6 +105,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = b""
         self.index = -1  # the request in flight, -1: none
         self.due = self.sent = 0.0
+        self.waited = False  # whether it waited in the client's queue for a connection
         self.idle_since = time.monotonic()
         self.closing = False
 
@@ -112,9 +113,9 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.loop.ready(self)
 
-    def send(self, index: int, due: float, now: float) -> None:
+    def send(self, index: int, due: float, now: float, waited: bool) -> None:
         assert self.transport is not None
-        self.index, self.due, self.sent = index, due, now
+        self.index, self.due, self.sent, self.waited = index, due, now, waited
         self.transport.write(self.loop.requests[index % len(self.loop.requests)])
 
     def data_received(self, data: bytes) -> None:
@@ -197,7 +198,6 @@ class OpenLoop:
         self.status: list[int] = []
         self.waited: list[bool] = []
         self.scheduled = 0
-        self._waited_index: set[int] = set()
         self._aio: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
@@ -225,18 +225,13 @@ class OpenLoop:
         self, connection: _Connection, index: int, due: float, now: float, waited: bool
     ) -> None:
         self.in_flight += 1
-        if waited:
-            self._waited_index.add(index)
-        connection.send(index, due, now)
+        connection.send(index, due, now, waited)
 
     def answered(
         self, index: int, status: int, head: bytes, body: bytes, connection: _Connection, now: float
     ) -> None:
         self.in_flight -= 1
-        waited = index in self._waited_index
-        if waited:
-            self._waited_index.discard(index)
-        self._record(index, status, connection.due, connection.sent, now, waited)
+        self._record(index, status, connection.due, connection.sent, now, connection.waited)
         if self.on_answer is not None:
             self.on_answer(index, status, head, body, connection.due, connection.sent, now)
 
@@ -314,6 +309,7 @@ class OpenLoop:
         for connection in list(self.open):
             if connection.transport is not None:
                 connection.transport.close()
+        await asyncio.sleep(0.01)  # their connection_lost callbacks record what was in flight
         return start
 
     def result(self, start: float, seconds: float, cpu_s: float, wall_s: float) -> OpenLoopResult:

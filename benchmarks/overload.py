@@ -221,8 +221,9 @@ def run(seconds: float, connections: int, factor: float, work: Path) -> Report:
         capacity = cap.throughput
         # One client at a quarter of the capacity: the latency of a server at ease, before and
         # after the overload.
-        probe = {"rate": PROBE * capacity, "connections": 1}
-        baseline = percentiles(open_loop(server.port, request, seconds=3, **probe).of(200))
+        probe_rate = PROBE * capacity
+        baseline_run = open_loop(server.port, request, rate=probe_rate, seconds=3, connections=1)
+        baseline = percentiles(baseline_run.of(200))
         rss_before = process_status(server.pid)["rss_mb"]
 
         sampler = Sampler(server, 0.25, queue_period=QUEUE_SCRAPE_PERIOD_S)
@@ -233,7 +234,7 @@ def run(seconds: float, connections: int, factor: float, work: Path) -> Report:
         )
         server_cpu = (cpu_seconds(server.pid) - cpu_before) / seconds
         threshold = 2 * baseline["p99_ms"] / 1000
-        after = open_loop(server.port, request, seconds=5, **probe)
+        after = open_loop(server.port, request, rate=probe_rate, seconds=5, connections=1)
         samples = sampler.stop()
         rss_after = process_status(server.pid)["rss_mb"]
 

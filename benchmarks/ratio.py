@@ -37,7 +37,7 @@ from benchmarks.workload import ensure_store, load_workload
 log = logging.getLogger("benchmarks.ratio")
 
 CONCURRENCY = 32
-# The targets: served binary at c=32 over raw ONNX Runtime at its best batch.
+# The targets: served binary at c=32 over raw ONNX Runtime at its best batch.
 TARGETS = {"cnn": 0.80, "resnet": 0.92}
 
 
@@ -104,17 +104,17 @@ def render(results: dict[str, Any]) -> str:
             "| ---: | ---: | ---: | " + " | ".join("---: | ---: | ---:" for _ in contenders) + " |",
         ]
         for i, r in enumerate(rounds, 1):
-            ratios = bracketed_ratios(r)
+            bracketed = bracketed_ratios(r)
             cells = [
                 f"{r['served'][c]:,.0f} | {r['brackets'][j]:,.0f}–{r['brackets'][j + 1]:,.0f} "
-                f"| {ratios[c]:.2f} ×"
+                f"| {bracketed[c]:.2f} ×"
                 for j, c in enumerate(contenders)
             ]
             lines.append(
                 f"| {i} | {r['raw_batch']} | {r['sweep_best']:,.0f} | " + " | ".join(cells) + " |"
             )
         lines.append("")
-        medians = {}
+        medians: dict[str, float] = {}
         for c in contenders:
             ratios = [bracketed_ratios(r)[c] for r in rounds]
             against_sweep = [r["served"][c] / r["sweep_best"] for r in rounds]

@@ -11,6 +11,7 @@ protocols (peer models only); open-loop latency curves for ours and each peer at
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shlex
 import subprocess
@@ -119,8 +120,9 @@ def run_model(config: BenchConfig, model: str, results: dict[str, Any], timer: T
         body = grpc_body(workload, config.work_dir)
         for key in config.peers:
             started = time.monotonic()
-            data["peers"][key] = sweep_peer(PEERS[key], config, workload, http, body)
-            done(f"{key} sweep ({len(data['peers'][key]['sweep'])} points)", started)
+            entry = data["peers"][key] = sweep_peer(PEERS[key], config, workload, http, body)
+            launches = len({json.dumps(run["setting"]) for run in entry["sweep"]})
+            done(f"{key} sweep ({launches} launches)", started)
     if model in config.open_loop_models:
         data["open_loop"] = {}
         for key in config.open_loop_contenders:

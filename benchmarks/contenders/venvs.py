@@ -49,9 +49,9 @@ def _digest(lock: Path) -> str:
     return hashlib.sha256(lock.read_bytes() + f"\npython {version}".encode()).hexdigest()
 
 
-def ensure_venv(peer: str, root: Path = VENVS) -> Path:
+def ensure_venv(peer: str, root: Path = VENVS, requirements: Path = REQUIREMENTS) -> Path:
     """The Python interpreter of `peer`'s venv, installing it first when its lock changed."""
-    lock = REQUIREMENTS / f"{peer}.txt"
+    lock = requirements / f"{peer}.txt"
     if not lock.is_file():
         raise VenvError(f"no lock file {lock}; peers: {', '.join(PEERS)}")
     venv = root / peer
