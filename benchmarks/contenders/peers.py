@@ -39,20 +39,20 @@ class Peer:
     grid: dict[str, tuple[int | float, ...]]  # each knob and the values swept
     build: Callable[[Workload, Setting, Path], PeerLaunch]
     quick: Setting  # the one setting a smoke run uses: a sensible tuning, not a search
+    window: str | None = None  # the knob that matters only when batching (how long to wait)
     note: str = ""  # what the report must say about how this peer is run
     one_input_only: bool = False  # cannot serve models with several inputs
-    batches_ragged: bool = False  # can batch requests of different sequence lengths
 
     def settings(self, ragged: bool = False, grid_name: str = "full") -> list[Setting]:
-        """Every combination of the grid's values ("quick": the quick setting alone). For
-        ragged models, a peer that cannot pad sequences of different lengths into one batch
-        gets batch size 1 (and no batching window, which would only delay requests): its
-        worker knob alone is swept."""
+        """Every combination of the grid's values ("quick": the quick setting alone). None of
+        these peers pads sequences of different lengths into one batch: for ragged models
+        they run with batch size 1, and the batching window (which would only delay requests)
+        at its first value."""
         grid = dict(self.grid) if grid_name == "full" else {k: (v,) for k, v in self.quick.items()}
-        if ragged and not self.batches_ragged:
-            grid = {k: (v if k == "workers" else self.grid[k][:1]) for k, v in grid.items()}
-            if "max_batch_size" in grid:
-                grid["max_batch_size"] = (1,)
+        if ragged and "max_batch_size" in grid:
+            grid["max_batch_size"] = (1,)
+            if self.window is not None:
+                grid[self.window] = self.grid[self.window][:1]
         keys = list(grid)
         return [
             dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())
@@ -193,6 +193,7 @@ MLSERVER = Peer(
     },
     _mlserver,
     quick={"max_batch_size": 32, "max_batch_time_ms": 5, "workers": 0},
+    window="max_batch_time_ms",
     note="MLServer cannot pad sequences of different lengths into one batch: on ragged models "
     "it runs with max_batch_size 1.",
 )
@@ -221,6 +222,7 @@ LITSERVE = Peer(
     },
     _litserve,
     quick={"max_batch_size": 32, "batch_timeout_ms": 2, "workers": 1},
+    window="batch_timeout_ms",
     note="LitServe has no V2 protocol of its own: its API decodes the same V2 JSON body and "
     "answers V2 JSON, the code a user writes.",
 )
@@ -237,6 +239,7 @@ BENTOML = Peer(
     },
     _bentoml,
     quick={"max_batch_size": 32, "max_latency_ms": 1000, "workers": 1},
+    window="max_latency_ms",
     note="BentoML's endpoint takes the V2 JSON body as is and answers with the request's list "
     "of V2 output tensors (a batchable API answers its slice of the batch, not an object).",
     one_input_only=True,

@@ -156,3 +156,22 @@ def test_h2load_counts_failed_grpc_calls_that_answer_http_200(
     assert results["good.bin"].errors == 0
     assert results["bad.bin"].requests > 0
     assert results["bad.bin"].status_errors == results["bad.bin"].requests
+
+
+def test_each_peer_sweeps_its_whole_grid_and_pins_batching_for_ragged_models() -> None:
+    mlserver = PEERS["mlserver"]
+    settings = mlserver.settings()
+    assert len(settings) == 3 * 5 * 2
+    assert {s["max_batch_time_ms"] for s in settings} == {0, 1, 2, 5, 10}
+    assert {s["workers"] for s in settings} == {0, 1}
+    assert mlserver.settings(grid_name="quick") == [mlserver.quick]
+    # Sequences of different lengths cannot share a batch in any peer: batch size 1, no window,
+    # every other knob still swept.
+    assert mlserver.settings(ragged=True) == [
+        {"max_batch_size": 1, "max_batch_time_ms": 0, "workers": 0},
+        {"max_batch_size": 1, "max_batch_time_ms": 0, "workers": 1},
+    ]
+    kserve = PEERS["kserve"]
+    assert kserve.settings(ragged=True) == kserve.settings()
+    assert len(PEERS["litserve"].settings()) == 30
+    assert len(PEERS["bentoml"].settings()) == 18
