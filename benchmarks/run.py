@@ -27,6 +27,7 @@ from benchmarks import latency
 from benchmarks.closedloop import INSTALL_HINT, LoadError, wrk_binary
 from benchmarks.config import ALL_CONTENDERS, BenchConfig, quick, short
 from benchmarks.contenders import CONTENDERS, PEERS, Contender, Peer, launch_for
+from benchmarks.contenders.venvs import VenvError, ensure_venv
 from benchmarks.measure import Target, grpc_body, http_targets, run_contender, run_raw
 from benchmarks.plots import write_plots
 from benchmarks.report import HTTP, render
@@ -73,6 +74,14 @@ def run(config: BenchConfig, command: str) -> dict[str, Any]:
     }
     started = time.monotonic()
     timer = Timer(results)
+    if config.peers and set(config.peer_models) & set(config.models):
+        # Installed (or found) before any measurement, so their time shows apart.
+        for key in config.peers:
+            try:
+                ensure_venv(key)
+            except VenvError as exc:  # its sweep records the failure in the report
+                log.error("%s: %s", key, exc)
+        timer.part("the peers' venvs", started)
     for model in config.models:
         results["models"][model] = {}
         run_model(config, model, results, timer)
