@@ -109,8 +109,12 @@ def _peer_targets(results: dict[str, Any]) -> list[Target]:
         if entry and entry.get("skipped"):
             targets.append(Target(requirement, f"absent: {entry['skipped']}", None))
         elif ours is None or best is None or best["throughput"] == 0:
-            why = (entry or {}).get("error", "not measured")
-            targets.append(Target(requirement, why[:200], None))
+            why = "not measured"
+            if entry and entry.get("error"):
+                why = f"failed: {entry['error'][-200:]}"
+            elif entry and entry["sweep"]:
+                why = f"no setting of it answered c={TARGET_CONCURRENCY} without errors"
+            targets.append(Target(requirement, why, None))
         else:
             ratio = ours["throughput"] / best["throughput"]
             measured = (

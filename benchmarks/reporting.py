@@ -57,8 +57,13 @@ def table(
     """A markdown table; the columns whose index is in `numeric` align right."""
     align = ["---:" if i in numeric else "---" for i in range(len(header))]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
     return [*lines, ""]
+
+
+def _cell(value: Any) -> str:
+    """One line, no column break: error messages carry log tails."""
+    return " ".join(str(value).split()).replace("|", "\\|")
 
 
 def fmt(value: float | None, pattern: str = ",.0f") -> str:
