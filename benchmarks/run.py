@@ -129,17 +129,17 @@ def run_model(config: BenchConfig, model: str, results: dict[str, Any], timer: T
         body = grpc_body(workload, config.work_dir)
         for key in config.peers:
             started = time.monotonic()
-            entry = data["peers"][key] = sweep_peer(PEERS[key], config, workload, http, body)
-            launches = len({json.dumps(run["setting"]) for run in entry["sweep"]})
+            swept = data["peers"][key] = sweep_peer(PEERS[key], config, workload, http, body)
+            launches = len({json.dumps(run["setting"]) for run in swept["sweep"]})
             done(f"{key} sweep ({launches} launches)", started)
     if model in config.open_loop_models:
         data["open_loop"] = {}
         for key in config.open_loop_contenders:
             if key in config.contenders:
                 started = time.monotonic()
-                entry = open_loop_entry(key, config, workload, data, http)
-                if entry is not None:
-                    data["open_loop"][key] = entry
+                curve = open_loop_entry(key, config, workload, data, http)
+                if curve is not None:
+                    data["open_loop"][key] = curve
                     done(f"{key} open loop", started)
     if "raw" in config.contenders and data["contenders"]:
         # Again after the servers: a VM's speed drifts within minutes, and the report judges

@@ -48,7 +48,9 @@ class Peer:
         these peers pads sequences of different lengths into one batch: for ragged models
         they run with batch size 1, and the batching window (which would only delay requests)
         at its first value."""
-        grid = dict(self.grid) if grid_name == "full" else {k: (v,) for k, v in self.quick.items()}
+        grid: dict[str, tuple[int | float, ...]] = (
+            dict(self.grid) if grid_name == "full" else {k: (v,) for k, v in self.quick.items()}
+        )
         if ragged and "max_batch_size" in grid:
             grid["max_batch_size"] = (1,)
             if self.window is not None:
