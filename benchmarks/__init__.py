@@ -1,6 +1,7 @@
-"""Inductive's benchmark suite (issue 7) and GPU kit (issue 9).
+"""Inductive's benchmarks: how fast it serves, against what, and how it holds up.
 
-`python -m benchmarks.run` compares, on the same machine in the same run, raw ONNX Runtime, our
-service (JSON and binary, batching on and off), a naive FastAPI endpoint and MLServer, with `wrk`
-as the one load generator. See benchmarks/README.md.
+`python -m benchmarks.run` compares, on one machine in one run, raw ONNX Runtime, our service,
+the floor and naive FastAPI, and the peer servers users pick (MLServer, KServe, LitServe,
+BentoML, each at its best setting), closed-loop and open-loop. `harness/` is what the tests
+share with the benchmarks. See benchmarks/README.md for every entry point.
 """

@@ -15,7 +15,7 @@ import orjson
 
 from benchmarks.workload import Sample, Workload
 
-_DATATYPES: dict[np.dtype[Any], str] = {
+DATATYPES: dict[np.dtype[Any], str] = {
     np.dtype(np.float16): "FP16",
     np.dtype(np.float32): "FP32",
     np.dtype(np.float64): "FP64",
@@ -26,7 +26,7 @@ _DATATYPES: dict[np.dtype[Any], str] = {
     np.dtype(np.uint8): "UINT8",
     np.dtype(np.bool_): "BOOL",
 }
-_NUMPY = {name: dtype for dtype, name in _DATATYPES.items()}
+NUMPY_TYPES = {name: dtype for dtype, name in DATATYPES.items()}
 # The servers ignore the Host header's value; a constant keeps the files independent of ports.
 _HOST = "127.0.0.1"
 
@@ -45,7 +45,7 @@ def json_body(sample: Sample) -> bytes:
         {
             "name": name,
             "shape": list(array.shape),
-            "datatype": _DATATYPES[array.dtype],
+            "datatype": DATATYPES[array.dtype],
             "data": _json_values(array),
         }
         for name, array in sample.items()
@@ -59,7 +59,7 @@ def binary_body(sample: Sample) -> tuple[bytes, int]:
         {
             "name": name,
             "shape": list(array.shape),
-            "datatype": _DATATYPES[array.dtype],
+            "datatype": DATATYPES[array.dtype],
             "parameters": {"binary_data_size": array.nbytes},
         }
         for name, array in sample.items()
@@ -71,8 +71,14 @@ def binary_body(sample: Sample) -> tuple[bytes, int]:
     return header + tensors, len(header)
 
 
-def http_request(path: str, body: bytes, header_length: int | None = None) -> bytes:
-    """One complete HTTP/1.1 keep-alive POST."""
+def http_request(
+    path: str,
+    body: bytes,
+    header_length: int | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> bytes:
+    """One complete HTTP/1.1 keep-alive POST: JSON, or the binary tensor extension when the
+    JSON header's length is given."""
     lines = [
         f"POST {path} HTTP/1.1",
         f"Host: {_HOST}",
@@ -82,6 +88,7 @@ def http_request(path: str, body: bytes, header_length: int | None = None) -> by
     ]
     if header_length is not None:
         lines.append(f"Inference-Header-Content-Length: {header_length}")
+    lines += [f"{name}: {value}" for name, value in (extra_headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
 
@@ -104,12 +111,13 @@ def write_requests(workload: Workload, protocol: str, directory: Path) -> list[P
 
 def decode_response(body: bytes, header_length: int | None) -> dict[str, np.ndarray]:
     """Output tensors of an inference response, JSON or binary (to check what a server answered
-    to the benchmark's requests)."""
+    to the benchmark's requests). A bare list of output tensors (what BentoML answers) is read
+    like a response's `outputs`."""
     doc = orjson.loads(body if header_length is None else body[:header_length])
     offset = header_length or 0
     outputs = {}
-    for out in doc["outputs"]:
-        dtype = _NUMPY[out["datatype"]]
+    for out in doc if isinstance(doc, list) else doc["outputs"]:
+        dtype = NUMPY_TYPES[out["datatype"]]
         size = (out.get("parameters") or {}).get("binary_data_size")
         if size is None:
             array = np.asarray(out["data"], dtype=dtype)

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.bodies import write_requests
-from benchmarks.config import CONTENDERS, DEFAULT_STORE, WORK_DIR, BenchConfig
-from benchmarks.measure import launch_for
+from benchmarks.closedloop import run_wrk
+from benchmarks.config import DEFAULT_STORE, WORK_DIR
+from benchmarks.contenders import CONTENDERS, launch_for
+from benchmarks.harness.servers import Launch, free_port, serve
 from benchmarks.procstat import thread_times
-from benchmarks.run import cpu_model
-from benchmarks.servers import Launch, free_port, serve
+from benchmarks.reporting import cpu_model
 from benchmarks.workload import Workload, load_workload
-from benchmarks.wrk import run_wrk
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ _FLOOR = Path("floor")  # in place of a tree: contenders/floor_uvloop.py
 def measure(tree: Path, args: argparse.Namespace, files: list[Path], workload: Workload) -> Sample:
     log_path = WORK_DIR / "logs" / f"compare-{tree.name or 'tree'}.log"
     if tree == _FLOOR:
-        launch = launch_for(CONTENDERS["floor"], BenchConfig(store=args.store), workload)
+        launch = launch_for(CONTENDERS["floor"], workload, args.store, WORK_DIR)
     else:
         launch = _launch(tree, args.model, args.store)
     with serve(launch, core=0, log_path=log_path) as running:

@@ -24,8 +24,8 @@ import onnxruntime as ort
 
 from benchmarks.bodies import binary_body, http_request
 from benchmarks.config import DEFAULT_STORE, WORK_DIR
-from benchmarks.run import cpu_model, ensure_store
-from benchmarks.workload import load_workload
+from benchmarks.reporting import cpu_model
+from benchmarks.workload import ensure_store, load_workload
 from model_store import VersionPolicy, open_store
 from service.batching.assemble import Layout
 from service.capture import CaptureWriter, VersionCapture
@@ -107,7 +107,7 @@ def main() -> None:
         if served.shadow is not None:
             served.shadow.offer(request.inputs, 1, None, cast(Any, None))
         if served.capture is not None:
-            served.capture.offer(request, outputs, None)
+            served.capture.offer(request.inputs, outputs, None)
 
     def capture_with(rate: float) -> VersionCapture:
         chosen = Settings(capture_uri=str(WORK_DIR / "hotpath-captures"),
@@ -136,8 +136,8 @@ def main() -> None:
         ),
         "the same in a canary (one draw)": lambda: manager.lookup("canary"),
         "mirror and capture hooks of a version with neither": hooks_of_a_plain_version,
-        "capture of a request not drawn": lambda: undrawn.offer(request, outputs, None),
-        "capture of a request queued for the writer": lambda: queued.offer(request, outputs, None),
+        "capture of a request not drawn": lambda: undrawn.offer(request.inputs, outputs, None),
+        "capture of a request queued for the writer": lambda: queued.offer(request.inputs, outputs, None),
     }
     print(f"`{args.model}`, {len(body)}-byte binary request; {cpu_model()}\n")
     print("| step | µs |\n| --- | ---: |")

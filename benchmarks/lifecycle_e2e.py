@@ -1,4 +1,4 @@
-"""Retrain and publish under load, end to end, as users do it (issue 5).
+"""Retrain and publish under load, end to end, as users do it.
 
     python -m benchmarks.lifecycle_e2e [--store-kind local|s3|both] [--seconds 30]
                                        [--publishes 5] [--rps 300]
@@ -9,8 +9,8 @@ For each store kind (a local directory; S3 on a SeaweedFS this script starts its
    a second artifact (other seed, more epochs) is trained up front without publishing.
 2. The model's config.json gets a `stable`-alias version policy (`ModelStore.set_config`: the
    CLI writes a config only with `add --config`) and the store's `promote` points stable at v1.
-3. `python -m service` starts in poll mode and serves v1, under a steady client load (a thread
-   running an asyncio pool of HTTP clients at `--rps`) that records every request.
+3. `python -m service` starts in poll mode and serves v1, under a steady open-loop load
+   (benchmarks/openloop.py in a thread, `--rps` requests a second) that records every request.
 4. `model_store add` publishes v2: it is held back (stable is still v1); `model_store promote`
    makes the server switch to v2; `model_store rollback` makes it serve v1 again;
    `model_store canary` lets v2 answer 20 % of the requests, and `model_store promote` ends the
@@ -29,7 +29,6 @@ The load pool is reused by `tests/e2e/`, which runs the same steps on tiny model
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -45,10 +44,14 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
+import uvloop
 
+from benchmarks.bodies import http_request
+from benchmarks.harness.servers import REPO_ROOT, running_server
+from benchmarks.openloop import LOST, OpenLoop
+from benchmarks.reporting import machine, machine_lines, write_report
 from model_store import ModelStore, open_store
 from model_store.schema import VersionPolicy
-from tests.service.helpers import REPO_ROOT, running_server
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results" / "lifecycle"
 WORK_DIR = REPO_ROOT / "benchmarks" / ".work" / "lifecycle"
@@ -67,7 +70,8 @@ Check = Callable[[dict[str, Any]], str | None]
 
 @dataclass(frozen=True)
 class Record:
-    """One request: monotonic start and end, the version that answered (0: none), the error."""
+    """One request: monotonic due time (its latency counts from there) and answer time, the
+    version that answered (0: none), what was wrong (None: nothing)."""
 
     start: float
     end: float
@@ -76,8 +80,9 @@ class Record:
 
 
 class LoadPool:
-    """`workers` HTTP clients in one background thread's event loop, sending `rps` requests a
-    second in total (each worker paced on its own schedule), recording every request."""
+    """Requests at `rps` a second in total over `workers` keep-alive connections, on a constant
+    schedule whatever the server does (benchmarks/openloop.py, in a background thread),
+    recording every request: its due time, its answer's time, the version that answered."""
 
     def __init__(
         self,
@@ -90,16 +95,18 @@ class LoadPool:
         check: Check | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.infer_url = f"{url}/v2/models/{model}/infer"
-        self.bodies = list(bodies)
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        path = f"/v2/models/{model}/infer"
+        requests = [http_request(path, body, extra_headers=headers) for body in bodies]
         self.rps = rps
         self.workers = workers
         self.check = check
-        self.headers = {"content-type": "application/json", **(headers or {})}
         # Appended by the load thread only; list.append is atomic, readers take slices.
         self.records: list[Record] = []
+        self._load = OpenLoop(host, int(port), requests, rate=rps, connections=workers,
+                              on_answer=self._answered, record=False)  # fmt: skip
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> LoadPool:
         self._thread.start()
@@ -109,55 +116,37 @@ class LoadPool:
         self.stop()
 
     def stop(self) -> list[Record]:
-        self._stop.set()
-        self._thread.join(60)
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(60)
         return self.records
 
-    async def _main(self) -> None:
-        # Idle connections are dropped well before the server's keep-alive timeout (5 s): with
-        # equal timeouts (httpx's default is also 5 s) a request sent just as the server closes
-        # the connection is lost, a client-side race every HTTP/1.1 load balancer avoids so.
-        limits = httpx.Limits(
-            max_connections=self.workers,
-            max_keepalive_connections=self.workers,
-            keepalive_expiry=1.0,
-        )
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-            await asyncio.gather(*(self._worker(client, i) for i in range(self.workers)))
+    def _run(self) -> None:
+        uvloop.run(self._load.run(None, stop=self._stop))
+        now = time.monotonic()
+        for index, due in self._load.backlog:  # still due when the answers stopped coming
+            self.records.append(Record(due, now, 0, f"request {index} never sent"))
 
-    async def _worker(self, client: httpx.AsyncClient, index: int) -> None:
-        interval = self.workers / self.rps
-        due = time.monotonic() + interval * index / self.workers  # workers staggered
-        sent = index
-        while not self._stop.is_set():
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            # A late worker sends at once but does not burst to catch up.
-            due = max(due + interval, time.monotonic() - interval)
-            body = self.bodies[sent % len(self.bodies)]
-            sent += self.workers
-            start = time.monotonic()
-            version, error = await self._send(client, body)
-            self.records.append(Record(start, time.monotonic(), version, error))
+    def _answered(self, index: int, status: int, head: bytes, body: bytes, due: float,
+                  sent: float, done: float) -> None:  # fmt: skip
+        version, error = self._judge(status, body)
+        self.records.append(Record(due, done, version, error))
 
-    async def _send(self, client: httpx.AsyncClient, body: bytes) -> tuple[int, str | None]:
+    def _judge(self, status: int, body: bytes) -> tuple[int, str | None]:
+        if status == LOST:
+            return 0, "transport: the connection was lost"
+        if status != 200:
+            return 0, f"status {status}: {body[:200]!r}"
         try:
-            response = await client.post(self.infer_url, content=body, headers=self.headers)
-        except httpx.HTTPError as exc:
-            return 0, f"transport: {exc!r}"
-        if response.status_code != 200:
-            return 0, f"status {response.status_code}: {response.text[:200]}"
-        try:
-            doc = orjson.loads(response.content)
+            doc = orjson.loads(body)
             version = int(doc["model_version"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return 0, f"no model_version in {response.text[:200]}"
+            return 0, f"no model_version in {body[:200]!r}"
         problem = self.check(doc) if self.check else None
         return version, None if problem is None else f"v{version}: {problem}"
 
     def first_served(self, version: int, since: float, timeout: float) -> float:
-        """The end time of the first answer from `version` to a request sent after `since`."""
+        """The end time of the first answer from `version` to a request due after `since`."""
         deadline = time.monotonic() + timeout
         seen = 0
         while True:
@@ -363,7 +352,7 @@ def store_for(kind: str, work: Path) -> Iterator[tuple[str, dict[str, str]]]:
     if kind == "local":
         yield str(work / "store"), {}
         return
-    from tests.model_store.seaweed import SeaweedS3
+    from benchmarks.harness.seaweed import SeaweedS3
 
     with SeaweedS3(work / "seaweed") as s3:
         env = s3.env()
@@ -451,14 +440,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def markdown(results: Sequence[dict[str, Any]], command: str) -> str:
-    lines = ["# Retrain and publish under load (issue 5)", "",
-             f"Command: `{command}`", ""]  # fmt: skip
-    for result in results:
+def render(data: dict[str, Any]) -> str:
+    lines = ["# Retrain and publish under load", ""]
+    for result in data["kinds"]:
         total, s = result["total"], result["settings"]
+        lines += [f"## {result['store_kind']} store", ""]
+        if "meta" in result:
+            lines += [*machine_lines(result["meta"]), ""]
         lines += [
-            f"## {result['store_kind']} store",
-            "",
             f"{total['requests']} requests in {total['seconds']:.1f} s ({total['rps']} req/s, "
             f"target {s['rps']}), **{total['failures']} failed**; p50 {_ms(total['p50_ms'])} ms, "
             f"p99 {_ms(total['p99_ms'])} ms. Training and publishing v1 up front: "
@@ -489,7 +478,7 @@ def markdown(results: Sequence[dict[str, Any]], command: str) -> str:
         "would mean the server was faster than our store watcher (it polls every 20 ms). The "
         f"server polls every {POLL_INTERVAL_S} s. Held: the published version was not "
         "served for that long after its publish (the stable alias still named v1). Requests "
-        "count in the phase in which they were sent; under CPU contention a request sent just "
+        "count in the phase in which they were due; under CPU contention a request due just "
         "before a phase began may be read by the server after the switch and answered by the "
         "version that phase brought. The clients check every answer: HTTP 200, `model_version`, "
         "ten logits.",
@@ -508,15 +497,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.publishes < 4:
         parser.error("--publishes must be at least 4 (held, latest policy, retrain, …)")
     kinds = ("local", "s3") if args.store_kind == "both" else (args.store_kind,)
+    command = ("python -m benchmarks.lifecycle_e2e " + " ".join(argv or sys.argv[1:])).strip()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     for kind in kinds:
-        result = run_kind(kind, args.seconds, args.publishes, args.rps)
+        meta = machine(command)
+        result = {"meta": meta, **run_kind(kind, args.seconds, args.publishes, args.rps)}
         (RESULTS_DIR / f"{kind}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"{kind}: {result['total']}")
+    # Each store kind keeps its own record (they may be taken apart); the report shows both.
     results = [json.loads((RESULTS_DIR / f"{k}.json").read_text()) for k in ("local", "s3")
                if (RESULTS_DIR / f"{k}.json").exists()]  # fmt: skip
-    command = "python -m benchmarks.lifecycle_e2e " + " ".join(argv or sys.argv[1:])
-    (RESULTS_DIR / "report.md").write_text(markdown(results, command.strip()))
+    write_report(RESULTS_DIR, "report", {"kinds": results}, render)
     failed = sum(r["total"]["failures"] for r in results)
     return 1 if failed else 0
 

@@ -1,5 +1,6 @@
-"""One model, every contender: raw ONNX Runtime's batch sweep, then each server under wrk at
-each concurrency, with the server's CPU and (ours) mean batch size over the same window."""
+"""Closed-loop measurement of servers: what to send each (a `Target` per protocol), one point
+(a load run with the server's CPU and, for ours, mean batch size over the same window), every
+point of one launch, and raw ONNX Runtime's batch sweep."""
 
 from __future__ import annotations
 
@@ -8,150 +9,183 @@ import logging
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmarks import grpc_wire
 from benchmarks.bodies import write_requests
-from benchmarks.config import CONTENDERS, BenchConfig, Contender
-from benchmarks.contenders.mlserver import mlserver_launch
+from benchmarks.closedloop import LoadError, LoadResult, run_h2load, run_wrk
+from benchmarks.config import BenchConfig
+from benchmarks.contenders import Contender, launch_for
+from benchmarks.harness.servers import Launch, ServerProcess, serve
 from benchmarks.procstat import counter_totals, cpu_seconds
-from benchmarks.servers import Launch, Running, free_port, serve
-from benchmarks.workload import Workload, load_workload
-from benchmarks.wrk import run_wrk
-from model_store import open_store
+from benchmarks.workload import Workload
 
 log = logging.getLogger(__name__)
 
-_NAIVE = Path(__file__).with_name("contenders") / "naive_fastapi.py"
-_FLOOR = Path(__file__).with_name("contenders") / "floor_uvloop.py"
 _COUNTERS = ("inductive_inference_count_total", "inductive_inference_exec_count_total")
+# What a failed server launch or load run raises; the suite records it and goes on.
+FAILURES = (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError, LoadError)
 
 
-def ours_launch(
-    config: BenchConfig,
-    model: str,
-    batching: bool,
-    *,
-    providers: str = "cpu",
-    intra_op_threads: int = 1,
-    extra_env: dict[str, str] | None = None,
-) -> Launch:
-    """`python -m service` serving only `model`, loaded once (no store polling during a run)."""
-    port = free_port()
-    return Launch(
-        argv=[
-            *(sys.executable, "-m", "service", "--store", str(config.store)),
-            *("--port", str(port), "--models", model, "--model-control-mode", "none"),
-            *("--providers", providers, "--intra-op-threads", str(intra_op_threads)),
-            *("--log-level", "warning"),
-        ],
-        port=port,
-        ready_path=f"/v2/models/{model}/ready",
-        env={
-            "INDUCTIVE_BATCHING": "true" if batching else "false",
-            "INDUCTIVE_CACHE_DIR": str(config.work_dir / "cache"),
-            **(extra_env or {}),
-        },
-        metrics_path="/metrics",
-    )
+@dataclass(frozen=True)
+class Target:
+    """What a load generator sends for one protocol: wrk replays `files` (whole HTTP/1.1
+    requests) to `path`; for gRPC, h2load posts the one frame in `files` to the gRPC port."""
+
+    protocol: str  # "json", "binary" or "grpc"
+    path: str
+    files: list[Path]
+    grpc_port: int | None = None
+    answer_bytes: int | None = None  # gRPC: DATA bytes of one good answer
+
+    @property
+    def grpc(self) -> bool:
+        return self.protocol == "grpc"
 
 
-def launch_for(contender: Contender, config: BenchConfig, workload: Workload) -> Launch:
-    if contender.kind == "ours":
-        return ours_launch(config, workload.name, contender.batching)
-    if contender.kind in ("naive", "floor"):
-        port = free_port()
-        script = _NAIVE if contender.kind == "naive" else _FLOOR
-        argv = [
-            *(sys.executable, str(script), "--model", str(workload.model_path)),
-            *("--name", workload.name, "--port", str(port)),
-        ]
-        return Launch(argv, port, ready_path=f"/v2/models/{workload.name}/ready")
-    batching = open_store(str(config.store)).config(workload.name).batching
-    return mlserver_launch(
-        workload.name,
-        workload.model_path,
-        config.work_dir,
-        max_batch_size=1 if workload.ragged else batching.max_batch_size,
-        max_batch_time_s=batching.max_queue_delay_ms / 1000,
-    )
+def http_targets(workload: Workload, work_dir: Path) -> dict[str, Target]:
+    directory = work_dir / "requests"
+    return {
+        protocol: Target(protocol, workload.path, write_requests(workload, protocol, directory))
+        for protocol in ("json", "binary")
+    }
+
+
+def grpc_body(workload: Workload, work_dir: Path) -> Path:
+    """The gRPC request frame h2load posts (the workload's first sample: h2load sends one body)."""
+    path = work_dir / "requests" / f"{workload.name}-grpc.bin"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(grpc_wire.infer_request(workload.name, workload.samples[0]))
+    return path
 
 
 def measure_point(
-    running: Running,
-    request_files: list[Path],
-    path: str,
+    server: ServerProcess,
+    target: Target,
     connections: int,
     duration_s: float,
     client_core: int | str | None,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """One wrk run against a running server, with its CPU use and mean batch size."""
-    counters = counter_totals(running.metrics_url, _COUNTERS) if running.metrics_url else None
-    cpu0, wall0 = cpu_seconds(running.pid), time.monotonic()
-    result = run_wrk(
-        running.url + path,
-        request_files,
-        connections=connections,
-        duration_s=duration_s,
-        core=client_core,
-        threads=threads,
-    )
-    cpu1, wall1 = cpu_seconds(running.pid), time.monotonic()
+    """One closed-loop run against a running server, with its CPU use and mean batch size."""
+    counters = counter_totals(server.metrics_url, _COUNTERS) if server.metrics_url else None
+    cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
+    result = load(server, target, connections, duration_s, client_core, threads)
+    cpu1, wall1 = cpu_seconds(server.pid), time.monotonic()
     point: dict[str, Any] = {"concurrency": connections, **result.to_dict()}
     point["server_cpu"] = (cpu1 - cpu0) / (wall1 - wall0)  # cores busy, 1.0 = the whole core
     point["mean_batch"] = None
-    if counters is not None and running.metrics_url:
-        after = counter_totals(running.metrics_url, _COUNTERS)
+    if counters is not None and server.metrics_url:
+        after = counter_totals(server.metrics_url, _COUNTERS)
         inferences = after[_COUNTERS[0]] - counters[_COUNTERS[0]]
         executions = after[_COUNTERS[1]] - counters[_COUNTERS[1]]
         point["mean_batch"] = inferences / executions if executions else None
     return point
 
 
+def load(
+    server: ServerProcess,
+    target: Target,
+    connections: int,
+    duration_s: float,
+    client_core: int | str | None,
+    threads: int = 1,
+) -> LoadResult:
+    if target.grpc:
+        return run_h2load(
+            f"http://127.0.0.1:{target.grpc_port}{grpc_wire.INFER_PATH}",
+            target.files[0],
+            connections=connections,
+            duration_s=duration_s,
+            core=client_core,
+            headers=grpc_wire.HEADERS,
+            answer_bytes=target.answer_bytes,
+        )
+    return run_wrk(
+        server.url + target.path,
+        target.files,
+        connections=connections,
+        duration_s=duration_s,
+        core=client_core,
+        threads=threads,
+    )
+
+
+def grpc_answer_bytes(target: Target) -> int:
+    """One gRPC call before the load: it must answer outputs, and its size tells h2load's good
+    answers from failed calls (both are HTTP 200)."""
+    assert target.grpc_port is not None
+    answer = grpc_wire.call(target.grpc_port, target.files[0])
+    if not answer:
+        raise LoadError(f"the gRPC call to port {target.grpc_port} failed (no message)")
+    grpc_wire.infer_response(answer)  # raises if it is no ModelInferResponse
+    return len(answer)
+
+
+def measure_launch(
+    launch: Launch,
+    targets: list[Target],
+    *,
+    concurrency: tuple[int, ...],
+    duration_s: float,
+    warmup_s: float,
+    server_core: int | str | None,
+    client_core: int | str | None,
+    log_path: Path,
+    name: str,
+) -> dict[str, dict[str, Any]]:
+    """Starts `launch` once and measures every target at every concurrency (each target warmed
+    up first: ONNX Runtime allocations, the server's caches, the TCP stack). Returns
+    {protocol: {"points": [...]}} or, when the launch failed, {protocol: {"error": ...}}."""
+    entries: dict[str, dict[str, Any]] = {t.protocol: {"points": []} for t in targets}
+    try:
+        with serve(launch, core=server_core, log_path=log_path) as server:
+            for target in targets:
+                if target.grpc:
+                    target = replace(target, answer_bytes=grpc_answer_bytes(target))
+                load(server, target, max(concurrency), warmup_s, client_core)
+                for connections in concurrency:
+                    point = measure_point(server, target, connections, duration_s, client_core)
+                    log.info(
+                        "%s %s c=%d: %.0f req/s p50 %.2f ms p99 %.2f ms errors %d",
+                        name,
+                        target.protocol,
+                        connections,
+                        point["throughput"],
+                        point["latency_ms"]["p50"],
+                        point["latency_ms"]["p99"],
+                        point["errors"],
+                    )
+                    entries[target.protocol]["points"].append(point)
+    except FAILURES as exc:
+        log.error("%s failed: %s", name, exc)
+        for entry in entries.values():
+            entry["error"] = str(exc)[-2000:]
+    return entries
+
+
 def run_contender(
     contender: Contender, config: BenchConfig, workload: Workload, request_files: list[Path]
 ) -> dict[str, Any]:
-    entry: dict[str, Any] = {"label": contender.label, "protocol": contender.protocol, "points": []}
-    log_path = config.work_dir / "logs" / f"{workload.name}-{contender.key}.log"
-    try:
-        launch = launch_for(contender, config, workload)
-        with serve(launch, core=config.server_core, log_path=log_path) as running:
-            # Warm-up: ONNX Runtime allocations, the server's caches, the TCP stack.
-            run_wrk(
-                running.url + workload.path,
-                request_files,
-                connections=max(config.concurrency),
-                duration_s=config.warmup_s,
-                core=config.client_core,
-            )
-            for connections in config.concurrency:
-                point = measure_point(
-                    running,
-                    request_files,
-                    workload.path,
-                    connections,
-                    config.duration_s,
-                    config.client_core,
-                )
-                log.info(
-                    "%s %s c=%d: %.0f req/s p50 %.2f ms p99 %.2f ms errors %d",
-                    workload.name,
-                    contender.key,
-                    connections,
-                    point["throughput"],
-                    point["latency_ms"]["p50"],
-                    point["latency_ms"]["p99"],
-                    point["errors"],
-                )
-                entry["points"].append(point)
-    except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
-        log.error("%s %s failed: %s", workload.name, contender.key, exc)
-        entry["error"] = str(exc)[-2000:]
-    return entry
+    """One of our fixed contenders (ours, the floor, naive FastAPI) at every concurrency."""
+    entries = measure_launch(
+        launch_for(contender, workload, config.store, config.work_dir),
+        [Target(contender.protocol, workload.path, request_files)],
+        concurrency=config.concurrency,
+        duration_s=config.duration_s,
+        warmup_s=config.warmup_s,
+        server_core=config.server_core,
+        client_core=config.client_core,
+        log_path=config.work_dir / "logs" / f"{workload.name}-{contender.key}.log",
+        name=f"{workload.name} {contender.key}",
+    )
+    return {"label": contender.label, "protocol": contender.protocol, **entries[contender.protocol]}
 
 
 def run_raw(config: BenchConfig, model: str) -> list[dict[str, Any]]:
+    """Raw ONNX Runtime's batch sweep, in a process of its own pinned to the server core."""
     argv = [
         *("taskset", "-c", str(config.server_core), sys.executable, "-m", "benchmarks.raw_ort"),
         *("--store", str(config.store), "--model", model),
@@ -161,38 +195,12 @@ def run_raw(config: BenchConfig, model: str) -> list[dict[str, Any]]:
     ]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     rows: list[dict[str, Any]] = json.loads(done.stdout)
+    for row in rows:
+        log.info(
+            "%s raw ORT batch %d: %.0f samples/s, p50 %.3f ms",
+            model,
+            row["batch"],
+            row["throughput"],
+            row["p50_ms"],
+        )
     return rows
-
-
-def run_model(config: BenchConfig, model: str) -> dict[str, Any]:
-    workload = load_workload(config.store, model, config.work_dir / "cache")
-    result: dict[str, Any] = {
-        "version": workload.version,
-        "samples": len(workload.samples),
-        "ragged": bool(workload.ragged),
-        "contenders": {},
-    }
-    if "raw" in config.contenders:
-        result["raw"] = run_raw(config, model)
-        for row in result["raw"]:
-            log.info(
-                "%s raw ORT batch %d: %.0f samples/s, p50 %.3f ms",
-                model,
-                row["batch"],
-                row["throughput"],
-                row["p50_ms"],
-            )
-    files = {
-        p: write_requests(workload, p, config.work_dir / "requests") for p in ("json", "binary")
-    }
-    for key in config.contenders:
-        if key in CONTENDERS:
-            contender = CONTENDERS[key]
-            result["contenders"][key] = run_contender(
-                contender, config, workload, files[contender.protocol]
-            )
-    if "raw" in config.contenders and result["contenders"]:
-        # Again after the servers: a VM's speed drifts within minutes, and the report judges
-        # each server against the faster of the two sweeps.
-        result["raw_after"] = run_raw(config, model)
-    return result

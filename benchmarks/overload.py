@@ -4,19 +4,18 @@
 
 1. A store with one deliberately heavy model (`heavy`: x FP32 [-1, 1024] through 480 chained
    1024×1024 MatMuls, ≈ 1 GFLOP a sample), so that the capacity is a couple of hundred requests
-   per second and the Python load generator, on one core, offers ten times that while staying
-   far from its own limit (≈ 7,000 req/s): else its own queueing would inflate the latencies.
+   per second and the load generator, on one core, offers ten times that while staying far from
+   its own limit: else its own queueing would inflate the latencies.
    Batching: max batch 32, max queue delay 5 ms, max queue size 64.
-2. The server (`python -m service`) pinned to core 0, this client (asyncio on uvloop, raw
-   HTTP/1.1 keep-alive connections, binary tensor requests) to core 1.
-3. Baseline latency (one connection), capacity (closed loop, 48 connections: the queue never
-   fills), then overload: open loop at `--factor` × capacity spread over `--connections`
-   keep-alive connections (a connection whose answer is late sends its next request on arrival,
-   so the rate actually offered is measured, not assumed; an accepted request holds its
-   connection ≈ 1 s, so about a hundred are always waiting and 512 keep the offered rate above
-   10 × where 256 fell to 9.9 × in one of three runs), then recovery (one connection, 5 s).
-   Open loop, because a closed loop with hundreds of connections keeps the server saturated by
-   design and measures its own queue (Little's law) instead of the time to refuse.
+2. The server (`python -m service`) pinned to core 0, the load generators to core 1.
+3. Capacity: wrk, closed loop, 48 connections (the queue never fills). Baseline latency: one
+   client at a quarter of the capacity (benchmarks/openloop.py). Overload: the open-loop
+   generator at `--factor` × capacity over `--connections` keep-alive connections (an accepted
+   request holds its connection ≈ 1 s, so about a hundred are always waiting and 512 keep the
+   offered rate above 10 ×). Recovery: the baseline's client again, for 5 s. Open loop, because
+   a closed loop with hundreds of connections keeps the server saturated by design and measures
+   its own queue (Little's law) instead of the time to refuse. Latencies here count from each
+   request's send: the server's time to answer or to refuse.
 4. From a process of its own (benchmarks/sampler.py): the server's resident memory every
    250 ms, the queue depth gauge from /metrics every second (Prometheus' usual scrape interval
    is 15 s or more; each scrape holds the server's event loop for a render, ≈ 3 ms here).
@@ -33,25 +32,26 @@ benchmarks/results/reliability/.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import json
 import os
-import re
 import signal
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 import numpy as np
 import orjson
+import uvloop
 
+from benchmarks.closedloop import LoadResult, run_wrk
+from benchmarks.harness.models import matmul_chain
+from benchmarks.harness.servers import ServerProcess, serve, service_launch
+from benchmarks.openloop import LOST, OpenLoop
 from benchmarks.procstat import cpu_seconds
+from benchmarks.reporting import machine, machine_lines, write_report
 from benchmarks.sampler import Sampler, process_status
-from benchmarks.servers import Launch, Running, free_port, serve
 from model_store import add_onnx, open_store
 from model_store.schema import BatchingConfig, ModelConfig
 
@@ -63,7 +63,7 @@ WIDTH, DEPTH = 1024, 480
 BATCHING = BatchingConfig(max_batch_size=32, max_queue_delay_ms=5, max_queue_size=64)
 SERVER_CORE, CLIENT_CORE = "0", 1
 QUEUE_SCRAPE_PERIOD_S = 1.0
-_CONTENT_LENGTH = re.compile(rb"content-length: *(\d+)")
+PROBE = 0.25  # the baseline and recovery client's rate, a fraction of the capacity
 
 
 # --- the store and the server --------------------------------------------------------------------
@@ -74,34 +74,18 @@ def build_store(directory: Path) -> Path:
     store_dir = directory / f"store-{WIDTH}x{DEPTH}"
     if (store_dir / MODEL / "1" / "manifest.json").is_file():
         return store_dir
-    sys.path.insert(0, str(ROOT))
-    from tests.service.models import slow_model  # the tests' chained-MatMul model builder
-
-    model = slow_model(directory, width=WIDTH, depth=DEPTH)
+    model = matmul_chain(directory, width=WIDTH, depth=DEPTH, name=MODEL)
     add_onnx(open_store(str(store_dir)), MODEL, model, config=ModelConfig(batching=BATCHING))
     return store_dir
 
 
 @contextlib.contextmanager
-def start_server(store_dir: Path, log_path: Path) -> Iterator[Running]:
-    port = free_port()
-    env = {
-        "INDUCTIVE_STORE": str(store_dir),
-        "INDUCTIVE_PORT": str(port),
-        "INDUCTIVE_PROVIDERS": "cpu",
-        "INDUCTIVE_INTRA_OP_THREADS": "1",
-        "INDUCTIVE_MODEL_CONTROL_MODE": "none",
-        "INDUCTIVE_LOG_FORMAT": "text",
-    }
-    launch = Launch(
-        argv=[sys.executable, "-m", "service"],
-        port=port,
-        ready_path="/v2/health/ready",
-        env=env,
-        metrics_path="/metrics",
+def start_server(store_dir: Path, log_path: Path) -> Iterator[ServerProcess]:
+    launch = service_launch(
+        {"INDUCTIVE_STORE": str(store_dir), "INDUCTIVE_MODEL_CONTROL_MODE": "none"}
     )
-    with serve(launch, core=SERVER_CORE, log_path=log_path) as running:
-        yield running
+    with serve(launch, core=SERVER_CORE, log_path=log_path) as server:
+        yield server
 
 
 def infer_request(port: int, seed: int = 0) -> bytes:
@@ -120,139 +104,55 @@ def infer_request(port: int, seed: int = 0) -> bytes:
     return head.encode() + body
 
 
-# --- the load generator --------------------------------------------------------------------------
+# --- the load ----------------------------------------------------------------------------------
 
 
 @dataclass
 class Outcomes:
-    """Every response of a phase: (seconds since the phase began, latency s, status)."""
+    """Every answer of an open-loop run: seconds since the run began, latency from the send
+    (the server's time to answer or refuse), status; 503s without Retry-After; lost requests."""
 
-    started: float = field(default_factory=time.perf_counter)
-    times: list[float] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-    missing_retry_after: int = 0
-    socket_errors: int = 0
-
-    def add(self, sent: float, now: float, status: int, retry_after: bool) -> None:
-        self.times.append(now - self.started)
-        self.latencies.append(now - sent)
-        self.statuses.append(status)
-        if status == 503 and not retry_after:
-            self.missing_retry_after += 1
+    times: np.ndarray
+    latencies: np.ndarray
+    statuses: np.ndarray
+    missing_retry_after: int
+    socket_errors: int
 
     def of(self, status: int) -> np.ndarray:
-        lat = np.asarray(self.latencies)
-        return lat[np.asarray(self.statuses) == status] if len(lat) else lat
+        return self.latencies[self.statuses == status]
 
 
-class _Connection(asyncio.Protocol):
-    """Sends the request, waits for the whole response, records it, sends the next one at once
-    (closed loop) or at its next slot (`interval`, open loop), until `stop_at`."""
-
-    def __init__(
-        self,
-        request: bytes,
-        outcomes: Outcomes,
-        stop_at: float,
-        done: asyncio.Future[None],
-        interval: float | None = None,
-        offset: float = 0.0,
-    ) -> None:
-        self.request = request
-        self.outcomes = outcomes
-        self.stop_at = stop_at
-        self.done = done
-        self.interval = interval
-        self.next_slot = time.perf_counter() + offset
-        self.buffer = b""
-        self.sent = 0.0
-        self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_running_loop()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._schedule()
-
-    def _schedule(self) -> None:
-        now = time.perf_counter()
-        if now >= self.stop_at:
-            self._finish()
-        elif self.interval is None or now >= self.next_slot:
-            self._send()
-        else:
-            self.loop.call_later(self.next_slot - now, self._send)
-
-    def _send(self) -> None:
-        assert self.transport is not None
-        if self.interval is not None:
-            self.next_slot += self.interval
-        self.buffer = b""
-        self.sent = time.perf_counter()
-        self.transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = self.buffer[:end].lower()
-        match = _CONTENT_LENGTH.search(head)
-        length = int(match.group(1)) if match else 0
-        if len(self.buffer) < end + 4 + length:
-            return
-        now = time.perf_counter()
-        self.outcomes.add(self.sent, now, int(head[9:12]), b"retry-after:" in head)
-        self._schedule()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            if time.perf_counter() < self.stop_at:
-                self.outcomes.socket_errors += 1
-            self.done.set_result(None)
-
-    def _finish(self) -> None:
-        assert self.transport is not None
-        self.transport.close()
-
-
-async def _drive(
-    port: int, request: bytes, connections: int, seconds: float, rate: float | None
+def open_loop(
+    port: int, request: bytes, *, rate: float, seconds: float, connections: int
 ) -> Outcomes:
-    loop = asyncio.get_running_loop()
-    outcomes = Outcomes()
-    stop_at = time.perf_counter() + seconds
-    waits = []
-    interval = connections / rate if rate else None
-    for i in range(connections):
-        done: asyncio.Future[None] = loop.create_future()
-        offset = (i / rate) if rate else 0.0
-        try:
-            await loop.create_connection(
-                lambda d=done, o=offset: _Connection(request, outcomes, stop_at, d, interval, o),
-                "127.0.0.1",
-                port,
-            )
-        except OSError:
-            outcomes.socket_errors += 1
-            continue
-        waits.append(done)
-    # A connection the server never answers must not hang the run: it counts as a socket error.
-    _, pending = await asyncio.wait(waits, timeout=seconds + 30)
-    outcomes.socket_errors += len(pending)
-    return outcomes
+    """benchmarks/openloop.py in this process (pinned to the client core by `run`): `rate`
+    requests a second over `connections` keep-alive connections, whatever the server does."""
+    missing = 0
+
+    def check(index: int, status: int, head: bytes, body: bytes, *times: float) -> None:
+        nonlocal missing
+        if status == 503 and b"\r\nretry-after:" not in head.lower():
+            missing += 1
+
+    load = OpenLoop("127.0.0.1", port, [request], rate=rate, connections=connections,
+                    on_answer=check)  # fmt: skip
+    start = uvloop.run(load.run(seconds))
+    statuses = np.asarray(load.status)
+    answered = statuses != LOST
+    sent, done = np.asarray(load.sent)[answered], np.asarray(load.done)[answered]
+    return Outcomes(
+        times=done - start,
+        latencies=done - sent,
+        statuses=statuses[answered],
+        missing_retry_after=missing,
+        socket_errors=int((~answered).sum()) + len(load.backlog) + load.in_flight,
+    )
 
 
-def run_load(
-    port: int, request: bytes, *, connections: int, seconds: float, rate: float | None = None
-) -> Outcomes:
-    """Closed loop (`rate` None) or open loop at `rate` requests/s spread over the connections."""
-    try:
-        import uvloop
-
-        return uvloop.run(_drive(port, request, connections, seconds, rate))
-    except ImportError:
-        return asyncio.run(_drive(port, request, connections, seconds, rate))
+def closed_loop(url: str, request_file: Path, *, connections: int, seconds: float) -> LoadResult:
+    """wrk from the client core: the capacity (the queue never fills at 48 connections)."""
+    return run_wrk(url, [request_file], connections=connections, duration_s=seconds,
+                   core=CLIENT_CORE)  # fmt: skip
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -312,35 +212,39 @@ def run(seconds: float, connections: int, factor: float, work: Path) -> Report:
     os.sched_setaffinity(0, {CLIENT_CORE})
     store_dir = build_store(work)
     with start_server(store_dir, work / "overload-server.log") as server:
-        port = int(server.url.rsplit(":", 1)[1])
-        request = infer_request(port)
-        run_load(port, request, connections=8, seconds=3)  # warm-up
-        baseline_run = run_load(port, request, connections=1, seconds=3)
+        request = infer_request(server.port)
+        request_file = work / "overload-request.http"
+        request_file.write_bytes(request)
+        closed_loop(server.url, request_file, connections=8, seconds=3)  # warm-up
+        cap = closed_loop(server.url, request_file, connections=48, seconds=10)
+        assert cap.errors == 0, f"capacity run got {cap.errors} errors"
+        capacity = cap.throughput
+        # One client at a quarter of the capacity: the latency of a server at ease, before and
+        # after the overload.
+        probe_rate = PROBE * capacity
+        baseline_run = open_loop(server.port, request, rate=probe_rate, seconds=3, connections=1)
         baseline = percentiles(baseline_run.of(200))
-        cap = run_load(port, request, connections=48, seconds=10)
-        assert set(cap.statuses) == {200}, f"capacity run got {set(cap.statuses)}"
-        capacity = len(cap.statuses) / 10
         rss_before = process_status(server.pid)["rss_mb"]
 
         sampler = Sampler(server, 0.25, queue_period=QUEUE_SCRAPE_PERIOD_S)
         sampler.start()
         cpu_before = cpu_seconds(server.pid)
-        over = run_load(
-            port, request, connections=connections, seconds=seconds, rate=factor * capacity
+        over = open_loop(
+            server.port, request, rate=factor * capacity, seconds=seconds, connections=connections
         )
         server_cpu = (cpu_seconds(server.pid) - cpu_before) / seconds
         threshold = 2 * baseline["p99_ms"] / 1000
-        after = run_load(port, request, connections=1, seconds=5)
+        after = open_loop(server.port, request, rate=probe_rate, seconds=5, connections=1)
         samples = sampler.stop()
         rss_after = process_status(server.pid)["rss_mb"]
 
-    statuses = np.asarray(over.statuses)
-    others = {str(s): int((statuses == s).sum()) for s in set(over.statuses) - {200, 503}}
+    statuses = over.statuses
+    others = {str(s): int((statuses == s).sum()) for s in set(statuses.tolist()) - {200, 503}}
     accepted = percentiles(over.of(200))
-    ok = np.asarray(over.statuses) == 200
-    first_half = np.asarray(over.times) < seconds / 2
+    ok = statuses == 200
+    first_half = over.times < seconds / 2
     halves = [
-        percentiles(np.asarray(over.latencies)[ok & part]).get("p99_ms", float("nan"))
+        percentiles(over.latencies[ok & part]).get("p99_ms", float("nan"))
         for part in (first_half, ~first_half)
     ]
     refused = percentiles(over.of(503))
@@ -400,15 +304,13 @@ def run(seconds: float, connections: int, factor: float, work: Path) -> Report:
     )
 
 
-def markdown(report: Report, command: str, load: float) -> str:
-    r = report
+def render(data: dict[str, Any]) -> str:
+    r = Report(**{k: v for k, v in data.items() if k != "meta"})
     fmt = lambda d: ", ".join(f"{k} {v:.2f}" for k, v in d.items() if k != "count")  # noqa: E731
     lines = [
         "# Overload",
         "",
-        f"`{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
-        f"before the run {load:.2f} (2 cores shared with other work: figures are "
-        "noisy).",
+        *machine_lines(data["meta"]),
         "",
         f"Model `{MODEL}` (x FP32 [-1, {WIDTH}], {DEPTH} chained MatMuls), server pinned to core "
         f"{SERVER_CORE}, client to core {CLIENT_CORE}; batching max batch "
@@ -418,7 +320,7 @@ def markdown(report: Report, command: str, load: float) -> str:
         "| measure | value |",
         "|---|---|",
         f"| capacity (48 connections, no refusals) | {r.capacity_rps:.0f} req/s |",
-        f"| baseline latency (1 connection) | {fmt(r.baseline)} ms |",
+        f"| baseline latency (1 client at {PROBE:.0%} of capacity) | {fmt(r.baseline)} ms |",
         f"| offered during overload (open loop, {r.connections} connections, "
         f"{r.overload_seconds:.0f} s) | "
         f"{r.offered_rps:.0f} req/s = {r.offered_over_capacity:.1f} × capacity |",
@@ -459,14 +361,10 @@ def main(argv: list[str] | None = None) -> None:
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()[0]
-    report = run(args.seconds, args.connections, args.factor, WORK)
     command = "python -m benchmarks.overload " + " ".join(argv or sys.argv[1:])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "overload.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    text = markdown(report, command.strip(), load)
-    (args.out / "overload.md").write_text(text)
-    print(text)
+    meta = machine(command.strip())
+    report = run(args.seconds, args.connections, args.factor, WORK)
+    print(write_report(args.out, "overload", {"meta": meta, **asdict(report)}, render))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Per model: throughput vs concurrency (raw ONNX Runtime as reference lines) and latency
-percentiles per contender and concurrency. matplotlib with the Agg backend (no display)."""
+"""Per model: throughput vs concurrency (every contender, each peer at its best setting, raw ONNX
+Runtime as reference lines), latency percentiles per contender and concurrency, and open-loop
+latency vs offered load (every contender on one chart). matplotlib with the Agg backend."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
+
+from benchmarks.sweep import best_points
 
 
 def throughput_plot(model: str, data: dict[str, Any], path: Path) -> None:
@@ -23,13 +26,23 @@ def throughput_plot(model: str, data: dict[str, Any], path: Path) -> None:
                 marker="o",
                 label=entry["label"],
             )
+    for entry in (data.get("peers") or {}).values():
+        best = best_points(entry["sweep"])
+        if best:
+            ax.plot(
+                list(best),
+                [p["throughput"] for p in best.values()],
+                marker="s",
+                linestyle="--",
+                label=f"{entry['label']}, best setting",
+            )
     if data.get("raw"):
-        best = max(data["raw"], key=lambda r: r["throughput"])
+        best_raw = max(data["raw"], key=lambda r: r["throughput"])
         ax.axhline(
-            best["throughput"],
+            best_raw["throughput"],
             color="black",
             linestyle="--",
-            label=f"raw ONNX Runtime, batch {best['batch']}",
+            label=f"raw ONNX Runtime, batch {best_raw['batch']}",
         )
         one = data["raw"][0]
         ax.axhline(
@@ -39,11 +52,11 @@ def throughput_plot(model: str, data: dict[str, Any], path: Path) -> None:
             label=f"raw ONNX Runtime, batch {one['batch']}",
         )
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("concurrent connections (wrk -c)")
+    ax.set_xlabel("concurrent connections (closed loop)")
     ax.set_ylabel("inferences / s")
     ax.set_title(f"{model}: throughput, server on one core")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -69,7 +82,40 @@ def latency_plot(model: str, data: dict[str, Any], path: Path) -> None:
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("latency (ms)")
     axes[0][-1].legend(fontsize=6)
-    fig.suptitle(f"{model}: latency percentiles")
+    fig.suptitle(f"{model}: latency percentiles (closed loop)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def open_loop_plot(model: str, curves: dict[str, Any], slo_ms: float, path: Path) -> None:
+    """p50 (dotted) and p99 (solid) latency from the due time against the offered rate."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for curve in curves.values():
+        points = [p for p in curve["points"] if p["latency_ms"]]
+        if not points:
+            continue
+        rates = [p["rate"] for p in points]
+        (line,) = ax.plot(
+            rates,
+            [p["latency_ms"]["p99"] for p in points],
+            marker="o",
+            label=f"{curve['label']} p99",
+        )
+        ax.plot(
+            rates,
+            [p["latency_ms"]["p50"] for p in points],
+            marker=".",
+            linestyle=":",
+            color=line.get_color(),
+        )
+    ax.axhline(slo_ms, color="red", linestyle="--", linewidth=1, label=f"SLO: p99 {slo_ms:g} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load (requests / s, constant arrival rate)")
+    ax.set_ylabel("latency from due time (ms): p99 solid, p50 dotted")
+    ax.set_title(f"{model}: latency against offered load, server on one core")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -77,8 +123,19 @@ def latency_plot(model: str, data: dict[str, Any], path: Path) -> None:
 
 def write_plots(results: dict[str, Any], out_dir: Path) -> None:
     """Writes the plots and records their file names in results['models'][m]['plots']."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     for model, data in results["models"].items():
-        names = [f"{model}-throughput.png", f"{model}-latency.png"]
-        throughput_plot(model, data, out_dir / names[0])
-        latency_plot(model, data, out_dir / names[1])
+        # The outputs are written after each part of a run: plot what was measured so far.
+        measured = any(e["points"] for e in data.get("contenders", {}).values())
+        names = []
+        if measured or data.get("peers"):
+            names.append(f"{model}-throughput.png")
+            throughput_plot(model, data, out_dir / names[-1])
+        if measured:
+            names.append(f"{model}-latency.png")
+            latency_plot(model, data, out_dir / names[-1])
+        if data.get("open_loop"):
+            names.append(f"{model}-open-loop.png")
+            slo = results["meta"].get("slo_ms", 25.0)
+            open_loop_plot(model, data["open_loop"], slo, out_dir / names[-1])
         data["plots"] = names

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bodies import write_requests
-from benchmarks.config import CONTENDERS, DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
-from benchmarks.measure import launch_for, ours_launch
+from benchmarks.closedloop import LoadResult, run_wrk
+from benchmarks.config import DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
+from benchmarks.contenders import CONTENDERS, launch_for, ours_launch
+from benchmarks.harness.servers import serve
 from benchmarks.procstat import counter_totals, thread_times
-from benchmarks.run import cpu_model, ensure_store
-from benchmarks.servers import serve
-from benchmarks.workload import load_workload
-from benchmarks.wrk import WrkResult, run_wrk
+from benchmarks.reporting import machine, machine_lines, write_report
+from benchmarks.workload import ensure_store, load_workload
 
 TOP = 25
 _COMPUTE_SUM = "inductive_inference_compute_duration_seconds_sum"
@@ -133,7 +132,7 @@ def cpu_by_thread(
     before: dict[int, tuple[float, float]],
     after: dict[int, tuple[float, float]],
     wall_s: float,
-    result: WrkResult,
+    result: LoadResult,
 ) -> tuple[str, float]:
     """Markdown: CPU time of each server thread during the load, per second and per request;
     and the event loop's µs per request.
@@ -190,7 +189,7 @@ def main() -> None:
     if floor and (args.protocol != "binary" or not args.batching):
         parser.error("the floor speaks the binary extension and always batches")
     pyspy = _pyspy()
-    load_before = os.getloadavg()[0]
+    meta = machine("python -m benchmarks.profile " + " ".join(sys.argv[1:]))
     config = BenchConfig(store=args.store, models=(args.model,))
     ensure_store(config.store, config.models)
     workload = load_workload(config.store, args.model, WORK_DIR / "cache")
@@ -200,9 +199,9 @@ def main() -> None:
     stem += "-floor" if floor else "" if args.batching else "-nobatch"
     profile_path = args.out / f"{stem}.speedscope.json"
     if floor:
-        launch = launch_for(CONTENDERS["floor"], config, workload)
+        launch = launch_for(CONTENDERS["floor"], workload, config.store, config.work_dir)
     else:
-        launch = ours_launch(config, args.model, args.batching)
+        launch = ours_launch(config.store, config.work_dir, args.model, args.batching)
     log_path = WORK_DIR / "logs" / f"profile-{stem}.log"
     with serve(launch, core=config.server_core, log_path=log_path) as running:
         url = running.url + workload.path
@@ -247,19 +246,33 @@ def main() -> None:
         if spy.returncode != 0:
             sys.exit(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-1500:]}")
     speedscope = json.loads(profile_path.read_text())
-    summary = event_loop_breakdown(speedscope, loop_us) + "\n" + summarize(speedscope)
     served_by = "the floor contender" if floor else f"batching {'on' if args.batching else 'off'}"
-    header = (
-        f"# Profile: `{args.model}`, {args.protocol}, c={args.concurrency}, {served_by}\n\n"
-        f"Under wrk load: {result.throughput:,.0f} req/s, p50 {result.latency_ms['p50']:.2f} ms, "
-        f"p99 {result.latency_ms['p99']:.2f} ms, {result.errors} errors. Profile: "
-        f"`{profile_path.name}` (speedscope). Command: `python -m benchmarks.profile "
-        f"{' '.join(sys.argv[1:])}`\n\n"
-        f"Machine: {cpu_model()}, load average before the run {load_before:.2f}.\n\n"
-        f"{threads}\n{compute}\n"
-    )
-    (args.out / f"{stem}.md").write_text(header + summary)
-    print(header + summary)
+    data = {
+        "meta": meta,
+        "title": f"`{args.model}`, {args.protocol}, c={args.concurrency}, {served_by}",
+        "load": result.to_dict(),
+        "event_loop_us_per_request": loop_us,
+        "speedscope": profile_path.name,
+    }
+
+    def render(data: dict[str, Any]) -> str:
+        load = data["load"]
+        return "\n".join([
+            f"# Profile: {data['title']}",
+            "",
+            *machine_lines(data["meta"]),
+            "",
+            f"Under wrk load: {load['throughput']:,.0f} req/s, p50 {load['latency_ms']['p50']:.2f} "
+            f"ms, p99 {load['latency_ms']['p99']:.2f} ms, {load['errors']} errors. Profile: "
+            f"`{data['speedscope']}` (speedscope).",
+            "",
+            threads,
+            compute,
+            event_loop_breakdown(speedscope, loop_us),
+            summarize(speedscope),
+        ])  # fmt: skip
+
+    print(write_report(args.out, stem, data, render))
 
 
 if __name__ == "__main__":

@@ -20,25 +20,24 @@ Writes benchmarks/results/cpu/ratio.md and ratio.json (--out to change).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bodies import write_requests
-from benchmarks.config import CONTENDERS, RESULTS_DIR, BenchConfig
+from benchmarks.config import RESULTS_DIR, BenchConfig
+from benchmarks.contenders import CONTENDERS
 from benchmarks.measure import run_contender, run_raw
-from benchmarks.run import cpu_model, ensure_store
-from benchmarks.workload import load_workload
+from benchmarks.reporting import machine, machine_lines, write_report
+from benchmarks.workload import ensure_store, load_workload
 
 log = logging.getLogger("benchmarks.ratio")
 
 CONCURRENCY = 32
-# The targets: served binary at c=32 over raw ONNX Runtime at its best batch.
+# The targets: served binary at c=32 over raw ONNX Runtime at its best batch.
 TARGETS = {"cnn": 0.80, "resnet": 0.92}
 
 
@@ -81,9 +80,10 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Served throughput over raw ONNX Runtime, interleaved and bracketed rounds",
         "",
-        f"- Taken {meta['started']} on {meta['cpu']}; server and raw ONNX Runtime pinned to core "
-        f"{meta['server_core']}, wrk to core {meta['client_core']}; c={CONCURRENCY}, binary "
-        f"tensors, {meta['duration_s']:g} s per point, raw {meta['raw_seconds']:g} s per batch.",
+        *machine_lines(meta),
+        f"- Server and raw ONNX Runtime pinned to core {meta['server_core']}, wrk to core "
+        f"{meta['client_core']}; c={CONCURRENCY}, binary tensors, {meta['duration_s']:g} s per "
+        f"point, raw {meta['raw_seconds']:g} s per batch.",
         "- Each round: a raw sweep chooses the best batch; then raw at that batch, and each "
         "contender followed by raw at that batch again. A ratio divides a contender's throughput "
         "by the mean of the raw runs just before and after it (its brackets).",
@@ -91,7 +91,6 @@ def render(results: dict[str, Any]) -> str:
         "the ratio against it is given last, for comparison with earlier reports.",
         "- `floor` is benchmarks/contenders/floor_uvloop.py: a batching server that checks and "
         "counts nothing, the least a Python server on uvloop pays per request.",
-        f"- Reproduce: `{meta['command']}`",
     ]
     for model, rounds in results["models"].items():
         if not rounds:
@@ -105,17 +104,17 @@ def render(results: dict[str, Any]) -> str:
             "| ---: | ---: | ---: | " + " | ".join("---: | ---: | ---:" for _ in contenders) + " |",
         ]
         for i, r in enumerate(rounds, 1):
-            ratios = bracketed_ratios(r)
+            bracketed = bracketed_ratios(r)
             cells = [
                 f"{r['served'][c]:,.0f} | {r['brackets'][j]:,.0f}–{r['brackets'][j + 1]:,.0f} "
-                f"| {ratios[c]:.2f} ×"
+                f"| {bracketed[c]:.2f} ×"
                 for j, c in enumerate(contenders)
             ]
             lines.append(
                 f"| {i} | {r['raw_batch']} | {r['sweep_best']:,.0f} | " + " | ".join(cells) + " |"
             )
         lines.append("")
-        medians = {}
+        medians: dict[str, float] = {}
         for c in contenders:
             ratios = [bracketed_ratios(r)[c] for r in rounds]
             against_sweep = [r["served"][c] / r["sweep_best"] for r in rounds]
@@ -159,27 +158,25 @@ def main(argv: list[str] | None = None) -> None:
         raw_batches=(4, 8, 16, 32, 64),
     )
     ensure_store(config.store, models)
+    command = " ".join(["python -m benchmarks.ratio", *(argv or sys.argv[1:])])
     results: dict[str, Any] = {
         "meta": {
-            "started": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "cpu": cpu_model(),
+            **machine(command),
             "server_core": config.server_core,
             "client_core": config.client_core,
             "duration_s": config.duration_s,
             "raw_seconds": config.raw_seconds,
-            "command": " ".join(["python -m benchmarks.ratio", *(argv or sys.argv[1:])]),
         },
         "models": {m: [] for m in models},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
+    report = ""
     for i in range(args.rounds):
         for model in models:
             measured = measure_round(config, model, contenders)
             log.info("round %d %s: %s", i + 1, model, measured)
             results["models"][model].append(measured)
-            (args.out / "ratio.json").write_text(json.dumps(results, indent=1))
-            (args.out / "ratio.md").write_text(render(results))
-    print((args.out / "ratio.md").read_text())
+            report = write_report(args.out, "ratio", results, render)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -64,10 +64,6 @@ def sweep(workload: Workload, batches: tuple[int, ...], seconds: float) -> list[
     return rows
 
 
-def best(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return max(rows, key=lambda r: r["throughput"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", type=Path, required=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.servers import Running
+from benchmarks.harness.servers import ServerProcess
 
 Sample = dict[str, float]
 
@@ -82,7 +82,9 @@ class Sampler:
     (a scrape costs the server a render, so it is rarer than the /proc reads, which cost it
     nothing)."""
 
-    def __init__(self, server: Running, period: float, queue_period: float | None = None) -> None:
+    def __init__(
+        self, server: ServerProcess, period: float, queue_period: float | None = None
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._results, child_end = context.Pipe(duplex=False)

@@ -3,10 +3,11 @@ file-descriptor or thread leak.
 
     python -m benchmarks.soak [--minutes 10] [--out DIR]
 
-Same model, server and client as `benchmarks.overload` (server pinned to core 0, client to
-core 1): capacity is measured first (closed loop, 48 connections, 10 s), then an open loop at
-half of it over 16 keep-alive connections for `--minutes`. Every 5 s the server's resident
-memory, open file descriptors (/proc/<pid>/fd) and threads (/proc/<pid>/task) are sampled.
+Same model, server and load generators as `benchmarks.overload` (server pinned to core 0, load
+to core 1): capacity is measured first (wrk, closed loop, 48 connections, 10 s), then the
+open-loop generator offers half of it over 16 keep-alive connections for `--minutes`. Every 5 s
+the server's resident memory, open file descriptors (/proc/<pid>/fd) and threads
+(/proc/<pid>/task) are sampled.
 
 Judged: no non-200 answer and no socket error; the least-squares slope of resident memory after
 the first minute (allocator and caches warming up; half the run if shorter) projects < 5 MB of
@@ -17,13 +18,12 @@ soak.json and soak.md to benchmarks/results/reliability/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,11 +34,13 @@ from benchmarks.overload import (
     SERVER_CORE,
     WORK,
     build_store,
+    closed_loop,
     infer_request,
+    open_loop,
     percentiles,
-    run_load,
     start_server,
 )
+from benchmarks.reporting import machine, machine_lines, write_report
 from benchmarks.sampler import Sampler
 
 CONNECTIONS = 16
@@ -74,16 +76,19 @@ def run(minutes: float, work: Path) -> SoakReport:
     os.sched_setaffinity(0, {CLIENT_CORE})
     store_dir = build_store(work)
     with start_server(store_dir, work / "soak-server.log") as server:
-        port = int(server.url.rsplit(":", 1)[1])
-        request = infer_request(port)
-        run_load(port, request, connections=8, seconds=3)  # warm-up
-        capacity = len(run_load(port, request, connections=48, seconds=10).statuses) / 10
+        request = infer_request(server.port)
+        request_file = work / "soak-request.http"
+        request_file.write_bytes(request)
+        closed_loop(server.url, request_file, connections=8, seconds=3)  # warm-up
+        capacity = closed_loop(server.url, request_file, connections=48, seconds=10).throughput
         sampler = Sampler(server, SAMPLE_PERIOD_S)
         sampler.start()
         seconds = minutes * 60
-        soak = run_load(port, request, connections=CONNECTIONS, seconds=seconds, rate=capacity / 2)
+        soak = open_loop(
+            server.port, request, rate=capacity / 2, seconds=seconds, connections=CONNECTIONS
+        )
         samples = sampler.stop()
-    statuses = np.asarray(soak.statuses)
+    statuses = soak.statuses
     t = np.asarray([s["t"] for s in samples])
     rss = np.asarray([s["rss_mb"] for s in samples])
     warm_up = min(WARM_UP_S, seconds / 2)
@@ -106,7 +111,7 @@ def run(minutes: float, work: Path) -> SoakReport:
         answered=len(statuses),
         non_200=non_200,
         socket_errors=soak.socket_errors,
-        latency=percentiles(np.asarray(soak.latencies)),
+        latency=percentiles(soak.latencies),
         rss_first_mb=float(rss[0]),
         rss_last_mb=float(rss[-1]),
         rss_fit_from_s=warm_up,
@@ -123,13 +128,13 @@ def run(minutes: float, work: Path) -> SoakReport:
     )
 
 
-def markdown(r: SoakReport, command: str, load: float) -> str:
+def render(data: dict[str, Any]) -> str:
+    r = SoakReport(**{k: v for k, v in data.items() if k != "meta"})
     latency = ", ".join(f"{k} {v:.2f}" for k, v in r.latency.items() if k != "count")
     return "\n".join([
         "# Soak",
         "",
-        f"`{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
-        f"before the run {load:.2f} (2 cores shared with other work).",
+        *machine_lines(data["meta"]),
         "",
         f"Model `{MODEL}`, server pinned to core {SERVER_CORE}, client to core {CLIENT_CORE}; "
         f"open loop over {CONNECTIONS} keep-alive connections; samples every "
@@ -162,14 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the server stops too
     WORK.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()[0]
+    meta = machine(("python -m benchmarks.soak " + " ".join(argv or sys.argv[1:])).strip())
     report = run(args.minutes, WORK)
-    command = ("python -m benchmarks.soak " + " ".join(argv or sys.argv[1:])).strip()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "soak.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    text = markdown(report, command, load)
-    (args.out / "soak.md").write_text(text)
-    print(text)
+    print(write_report(args.out, "soak", {"meta": meta, **asdict(report)}, render))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Acceptance figures for the training package (issue 3), with full training settings.
+"""Acceptance figures for the training package, with full training settings.
 
 Trains each model on its dataset, exports it, checks ONNX parity, scores fp16/int8 variants and
 writes `benchmarks/results/training/acceptance.{json,md}`. Targets: MNIST-1D CNN ≥ 93 %,

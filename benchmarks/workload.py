@@ -8,6 +8,9 @@ as float32. Ragged inputs (the GRU and transformer sequences) get mixed lengths,
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,7 @@ _NUMPY = {
 }
 
 Sample = dict[str, np.ndarray]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,17 @@ class Workload:
     @property
     def path(self) -> str:
         return f"/v2/models/{self.name}/infer"
+
+
+def ensure_store(store: Path, models: tuple[str, ...]) -> None:
+    """Trains and publishes the demo models when one of `models` is missing (a few minutes)."""
+    present = set(open_store(str(store)).list_models()) if store.exists() else set()
+    missing = [m for m in models if m not in present]
+    if missing:
+        log.info("models %s missing from %s: running `python -m training demo`", missing, store)
+        subprocess.run(
+            [sys.executable, "-m", "training", "demo", "--store", str(store)], check=True
+        )
 
 
 def load_workload(store_dir: Path, name: str, cache_dir: Path, seed: int = 0) -> Workload:

@@ -1,7 +1,7 @@
 """MLServer custom runtime serving an ONNX model with ONNX Runtime (one intra-op thread).
 
-Copied into the MLServer model folder as `onnx_runtime.py` by benchmarks/contenders/mlserver.py
-and run inside benchmarks/.mlserver-venv (MLServer 1.7.1); never imported by the suite itself.
+Copied into the MLServer model folder as `onnx_runtime.py` by benchmarks/contenders/peers.py
+and run inside MLServer's venv (benchmarks/.work/venvs/mlserver); never imported by the suite.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The GPU benchmark (issue 9): raw ONNX Runtime CUDA vs our service on the same GPU.
+"""The GPU benchmark: raw ONNX Runtime CUDA vs our service on the same GPU.
 
 `python -m benchmarks.gpu` on the device machine (see run_on_device.sh); `--provider cpu
 --dry-run` runs the same code end to end on a CPU machine in about a minute.

@@ -2,30 +2,29 @@
 
 For each model: raw ONNX Runtime throughput per batch size, for fp32 and the fp16 variant, with
 I/O binding off and on; then our service on the same device under wrk (binary protocol,
-concurrency 64) with batching on/off, fp16/fp32, I/O binding on/off. Writes gpu-results.json and
+concurrency 64) with batching on/off, fp16/fp32, I/O binding on/off. Writes gpu-report.json and
 gpu-report.md into --out.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 
+from benchmarks.closedloop import INSTALL_HINT, LoadError, wrk_binary
 from benchmarks.config import DEFAULT_STORE, WORK_DIR, BenchConfig
 from benchmarks.gpu.raw import sweep
 from benchmarks.gpu.report import render
 from benchmarks.gpu.served import CONFIGS, Placement, run_served
+from benchmarks.reporting import machine, write_report
 from benchmarks.workload import load_workload
-from benchmarks.wrk import INSTALL_HINT, WrkError, wrk_binary
 from model_store import open_store
 
 log = logging.getLogger("benchmarks.gpu")
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         wrk_binary()
-    except WrkError:
+    except LoadError:
         sys.exit(INSTALL_HINT)
     duration, warmup = (2.0, 1.0) if args.dry_run else (args.duration, 3.0)
     raw_seconds = 0.3 if args.dry_run else args.raw_seconds
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     placement = Placement.for_machine()
     results: dict[str, Any] = {
         "meta": {
-            "started": time.strftime("%Y-%m-%d %H:%M %Z"),
+            **machine("python -m benchmarks.gpu " + shlex.join(argv or sys.argv[1:])),
             "device": _device(args.provider),
             "provider": args.provider,
             "onnxruntime": ort.__version__,
@@ -94,11 +93,9 @@ def main(argv: list[str] | None = None) -> None:
             "server_cores": placement.server,
             "client_cores": placement.client,
             "wrk_threads": placement.wrk_threads,
-            "command": "python -m benchmarks.gpu " + shlex.join(argv or sys.argv[1:]),
         },
         "models": {},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     bench = BenchConfig(store=args.store)
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         workload = load_workload(args.store, model, cache)
@@ -116,9 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         served = run_served(bench, workload, args.provider, CONFIGS, duration, warmup, WORK_DIR)
         results["models"][model] = {"version": workload.version, "raw": raw, "served": served}
-        (args.out / "gpu-results.json").write_text(json.dumps(results, indent=1))
-        (args.out / "gpu-report.md").write_text(render(results))
-    print(render(results))
+        report = write_report(args.out, "gpu-report", results, render)
+    print(report)
 
 
 if __name__ == "__main__":

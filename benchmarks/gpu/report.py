@@ -1,8 +1,10 @@
-"""Markdown for the GPU benchmark, with issue 9's two targets judged on the figures."""
+"""Markdown for the GPU benchmark, with its two targets judged on the figures."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from benchmarks.reporting import machine_lines
 
 
 def _best_raw(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -56,12 +58,12 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Inductive GPU benchmark" + (" — DRY RUN on CPU" if meta["dry_run"] else ""),
         "",
-        f"- {meta['started']}; device: {meta['device']}; provider {meta['provider']}; "
-        f"onnxruntime {meta['onnxruntime']}.",
+        *machine_lines(meta),
+        f"- Device: {meta['device']}; provider {meta['provider']}; onnxruntime "
+        f"{meta['onnxruntime']}.",
         f"- Server cores {meta['server_cores']}, wrk cores {meta['client_cores']} "
         f"(wrk threads: {meta['wrk_threads']}); {meta['duration_s']:g} s per served point, "
         f"{meta['raw_seconds']:g} s per raw point.",
-        f"- Reproduce: `{meta['command']}`",
     ]
     if meta["dry_run"]:
         lines.append(
@@ -69,7 +71,7 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "## Targets of issue 9",
+        "## Targets",
         "",
         "| target | measured | status |",
         "| --- | --- | --- |",

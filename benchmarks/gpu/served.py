@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bodies import write_requests
+from benchmarks.closedloop import run_wrk
 from benchmarks.config import BenchConfig
-from benchmarks.measure import measure_point, ours_launch
-from benchmarks.servers import serve
+from benchmarks.contenders import ours_launch
+from benchmarks.harness.servers import serve
+from benchmarks.measure import FAILURES, Target, measure_point
 from benchmarks.workload import Workload, collate
-from benchmarks.wrk import run_wrk
 
 log = logging.getLogger(__name__)
 CONCURRENCY = 64
@@ -92,7 +93,8 @@ def run_served(
         if cfg.max_batch_size:
             env["INDUCTIVE_MAX_BATCH_SIZE"] = str(cfg.max_batch_size)
         launch = ours_launch(
-            bench,
+            bench.store,
+            bench.work_dir,
             workload.name,
             cfg.batching,
             providers=provider,
@@ -114,14 +116,13 @@ def run_served(
                 )
                 point = measure_point(
                     running,
-                    files,
-                    workload.path,
+                    Target("binary", workload.path, files),
                     CONCURRENCY,
                     duration_s,
                     placement.client,
                     placement.wrk_threads,
                 )
-        except (RuntimeError, TimeoutError, OSError) as exc:
+        except FAILURES as exc:
             log.error("%s %s failed: %s", workload.name, cfg.label, exc)
             rows.append({**row, "error": str(exc)[-2000:]})
             continue

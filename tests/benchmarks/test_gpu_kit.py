@@ -29,7 +29,7 @@ def test_dry_run_on_cpu_measures_every_mode_and_configuration(
             *("--store", str(tiny_store), "--out", str(tmp_path)),
         ]
     )
-    results = json.loads((tmp_path / "gpu-results.json").read_text())
+    results = json.loads((tmp_path / "gpu-report.json").read_text())
     assert results["meta"]["provider"] == "cpu"
     model = results["models"]["add"]
     raw = model["raw"]["fp32"]

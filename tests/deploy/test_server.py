@@ -131,7 +131,8 @@ def test_image_healthcheck_passes_against_the_server(server: str) -> None:
 
 
 def test_grpc_health_answers_for_native_probes(server: str, grpc_port: int) -> None:
-    """What a Kubernetes `grpc:` probe on the gRPC port would ask (k8s/README.md)."""
+    """What a Kubernetes `grpc:` probe on the gRPC port would ask (k8s/README.md): the same
+    answer as the HTTP readiness probe, which an empty store keeps at 503."""
     import grpc
 
     from service.grpc.protos import health_pb2
@@ -143,4 +144,5 @@ def test_grpc_health_answers_for_native_probes(server: str, grpc_port: int) -> N
             response_deserializer=health_pb2.HealthCheckResponse.FromString,
         )
         answer = check(health_pb2.HealthCheckRequest(), timeout=10)
-    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    assert _get(server + "/v2/health/ready")[0] == 503
+    assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -12,6 +12,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+# The chained-MatMul model is shared with the benchmarks (the overload run serves a heavy one).
+from benchmarks.harness.models import matmul_chain as slow_model  # noqa: F401
+
 OPSET = 17
 
 # V2 datatype → ONNX element type, for the every-datatype model.
@@ -128,26 +131,6 @@ def faulty_model(directory: Path) -> Path:
         [_value("picked", TensorProto.FLOAT, ["batch", 1])],
     )
     return _save(graph, directory, "faulty")
-
-
-def slow_model(directory: Path, *, width: int = 256, depth: int = 24) -> Path:
-    """x FP32 [-1, width] → y: `depth` chained MatMuls with one shared weight (≈ 3 MFLOP a sample
-    at the defaults), so that requests stay in flight long enough to observe a drain."""
-    rng = np.random.default_rng(0)
-    weight = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
-    nodes, last = [], "x"
-    for i in range(depth):
-        out = "y" if i == depth - 1 else f"h{i}"
-        nodes.append(helper.make_node("MatMul", [last, "w"], [out]))
-        last = out
-    graph = helper.make_graph(
-        nodes,
-        "slow",
-        [_value("x", TensorProto.FLOAT, ["batch", width])],
-        [_value("y", TensorProto.FLOAT, ["batch", width])],
-        initializer=[numpy_helper.from_array(weight, "w")],
-    )
-    return _save(graph, directory, "slow")
 
 
 def unknown_op_model(directory: Path) -> Path:
