@@ -116,17 +116,19 @@ def run_model(config: BenchConfig, model: str, results: dict[str, Any], timer: T
         data["raw"] = run_raw(config, model)
         done("raw ONNX Runtime", started)
     http = http_targets(workload, config.work_dir)
+    # The gRPC frame h2load posts to ours (`ours-grpc`) and to the peers' gRPC doors.
+    body = grpc_body(workload, config.work_dir)
+    targets = {**http, "grpc": Target("grpc", "", [body])}
     for key in config.contenders:
         if key in CONTENDERS:
             started = time.monotonic()
             contender = CONTENDERS[key]
             data["contenders"][key] = run_contender(
-                contender, config, workload, http[contender.protocol].files
+                contender, config, workload, targets[contender.protocol]
             )
             done(key, started)
     if model in config.peer_models and config.peers:
         data["peers"] = {}
-        body = grpc_body(workload, config.work_dir)
         for key in config.peers:
             started = time.monotonic()
             swept = data["peers"][key] = sweep_peer(PEERS[key], config, workload, http, body)
