@@ -197,7 +197,9 @@ def parse_config(argv: list[str] | None) -> BenchConfig:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
-        "--quick", action="store_true", help="smoke test: cnn, c=32, one setting per peer"
+        "--quick",
+        action="store_true",
+        help="the whole report in about 10 min: c=1,32, one setting per peer, 2 s per point",
     )
     mode.add_argument("--short", action="store_true", help="everything, about a second per point")
     parser.add_argument("--models", type=_csv, help="comma-separated, default all four")
