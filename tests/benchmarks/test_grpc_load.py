@@ -51,12 +51,12 @@ def test_h2load_counts_are_confirmed_by_the_server(tiny_store: Path, tmp_path: P
     # A call the server refuses (the model has no input 'z'), with HTTP status 200 all the same.
     bad.write_bytes(infer_request("add", {"z": np.zeros((1, 4), np.float32)}))
     with running_server(tiny_store, tmp_path) as server:
-        load = {"requests": 400, "connections": 4, "streams": 2, "core": None}
-        result = measured(server, good, "add", **load)
+        load = {"requests": 400, "connections": 4, "streams": 2}
+        result = measured(server, good, "add", core=None, **load)
         assert result.requests == 400
         assert result.errors == 0
         assert 0 < result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
         with pytest.raises(
             RuntimeError, match="h2load counted 400 HTTP 200s; the server answered 0"
         ):
-            measured(server, bad, "add", **load)
+            measured(server, bad, "add", core=None, **load)
