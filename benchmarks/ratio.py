@@ -148,9 +148,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     models = tuple(args.models.split(","))
     contenders = tuple(args.contenders.split(","))
-    unknown = set(contenders) - set(CONTENDERS)
+    # The ratios are of binary requests (the targets'): contenders that take them.
+    binary = [key for key, c in CONTENDERS.items() if c.protocol == "binary"]
+    unknown = set(contenders) - set(binary)
     if unknown:
-        parser.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(CONTENDERS)}")
+        parser.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(binary)}")
     config = replace(
         BenchConfig(),
         models=models,
