@@ -45,9 +45,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.bodies import http_request, json_body
-from benchmarks.wrk import run_wrk
-from tests.service import models
-from tests.service.helpers import free_port, publish, running_server
+from benchmarks.closedloop import run_wrk
+from benchmarks.harness.models import matmul_chain
+from benchmarks.harness.servers import free_port, publish, running_server
 
 REPO = Path(__file__).resolve().parents[1]
 ADAPTER_VALUES = REPO / "k8s/autoscaling/prometheus-adapter-values.yaml"
@@ -248,7 +248,7 @@ def evaluate(window_s: float | None, connections: int, work: Path) -> Evaluation
     query = with_window(adapter_query(rule, NAMESPACE, PODS), window)
     width = 256
     store = work / "store"
-    publish(store, "slow", models.slow_model(work, width=width))
+    publish(store, "slow", matmul_chain(work, width=width))
     env = {"INDUCTIVE_MODEL_CONTROL_MODE": "none"}
     with running_server(store, work, env) as server:
         requests = _request_files(work, width)

@@ -170,19 +170,28 @@ def run_h2load(
     core: int | str | None,
     headers: tuple[str, ...],
     answer_bytes: int | None = None,
+    streams: int = 1,
+    requests: int | None = None,
 ) -> LoadResult:
-    """`connections` HTTP/2 connections, one stream each, POSTing `body` for `duration_s`."""
+    """`connections` HTTP/2 connections, `streams` concurrent streams each, POSTing `body` for
+    `duration_s`, or until `requests` calls are done when that is given (an exact count, which
+    the server's own counters can then confirm: a timed run leaves calls in flight at its end)."""
+    run_for = ("-n", str(requests)) if requests else ("-D", f"{max(1, round(duration_s))}")
     with tempfile.NamedTemporaryFile("r", suffix=".log") as log:
         argv = [
             *_pinned(core),
             _binary("h2load", H2LOAD_HINT),
-            *("-c", str(connections), "-m", "1", "-t", "1"),
-            *("-D", f"{max(1, round(duration_s))}", "-d", str(body), "--log-file", log.name),
+            *("-c", str(connections), "-m", str(streams), "-t", "1"),
+            *(*run_for, "-d", str(body), "--log-file", log.name),
             *(arg for header in headers for arg in ("-H", header)),
             url,
         ]
         done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=duration_s + 60, check=False
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=600 if requests else duration_s + 60,
+            check=False,
         )
         if done.returncode != 0:
             raise LoadError(f"h2load exited with {done.returncode}:\n{done.stderr[-2000:]}")

@@ -75,17 +75,20 @@ class BenchConfig:
 
 
 def quick(config: BenchConfig) -> BenchConfig:
-    """The smoke test: cnn only, c=32, one setting per peer, seconds instead of minutes."""
+    """The whole report in minutes: every model, section and target of a record run, at the
+    two concurrencies the targets read (1 and 32), the peers at one tuned setting each, fewer
+    raw batch sizes and open-loop rates, seconds per point. About 10 minutes on a 2-core
+    machine (each part's seconds are in the report); figures to check the suite, not records."""
     return replace(
         config,
-        models=("cnn",),
-        concurrency=(32,),
-        duration_s=3.0,
+        concurrency=(1, 32),
+        duration_s=2.0,
         warmup_s=1.0,
-        raw_seconds=1.0,
-        raw_batches=(1, 32, 64),
+        raw_seconds=0.5,
+        raw_batches=(1, 8, 32, 64),
         peer_grid="quick",
         peer_duration_s=2.0,
+        peer_warmup_s=1.0,
         open_loop_s=2.0,
         open_loop_fractions=(0.5, 0.9),
         slo_steps=1,

@@ -23,17 +23,16 @@ import threading
 import time
 from pathlib import Path
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import ViewportSize, expect, sync_playwright
 
 from benchmarks.bodies import http_request, json_body
+from benchmarks.closedloop import run_wrk
 from benchmarks.config import DEFAULT_STORE
-from benchmarks.run import ensure_store
-from benchmarks.workload import make_samples
-from benchmarks.wrk import run_wrk
+from benchmarks.harness.servers import REPO_ROOT, running_server
+from benchmarks.workload import ensure_store, make_samples
 from model_store import open_store
 from tests.console.browser import ConsolePage, launch
 from tests.security.forge import forge_version
-from tests.service.helpers import REPO_ROOT, running_server
 
 log = logging.getLogger("benchmarks.console_screenshots")
 
@@ -42,7 +41,7 @@ MODELS = ("cnn", "resnet", "gru", "transformer")
 # A "7" inside the pad's centre square: the bar, then the stem (canvas pixels).
 SEVEN = [(92.0, 78.0), (130.0, 76.0), (168.0, 76.0), (190.0, 80.0), (172.0, 120.0),
          (154.0, 160.0), (140.0, 196.0), (132.0, 214.0)]  # fmt: skip
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 
 
 def _publish_broken_version(store: Path, name: str) -> int:
@@ -51,8 +50,11 @@ def _publish_broken_version(store: Path, name: str) -> int:
     latest = opened.list_versions(name)[-1]
     manifest = opened.manifest(name, latest)
     directory = store / name / str(latest)
-    files = {f.path: (directory / f.path).read_bytes() for f in manifest.files}
-    files[manifest.model_file] = files[manifest.model_file][: len(files[manifest.model_file]) // 2]
+    model = (directory / manifest.model_file).read_bytes()
+    files: dict[str, bytes | Path] = {
+        f.path: (directory / f.path).read_bytes() for f in manifest.files
+    }
+    files[manifest.model_file] = model[: len(model) // 2]
     return forge_version(store, name, files)
 
 

@@ -8,8 +8,9 @@ A unary gRPC call is an HTTP/2 POST to `/inference.GRPCInferenceService/ModelInf
 `content-type: application/grpc`, `te: trailers` and a length-prefixed protobuf body (one byte
 "not compressed", four bytes big-endian length, the serialized ModelInferRequest: the model's
 first benchmark sample, all inputs raw, as tritonclient.grpc sends them). h2load replays that
-body with `-c` connections of `-m` streams each, the server pinned to the server core and h2load
-to the client core, as wrk in the other benchmarks.
+body (benchmarks/grpc_wire.py writes it) with `-c` connections of `-m` streams each, through the
+suite's closed-loop driver (benchmarks/closedloop.py), the server pinned to the server core and
+h2load to the client core, as wrk in the other benchmarks.
 
 h2load counts an HTTP 200 as a success, but a gRPC call's outcome is the `grpc-status` trailer,
 which h2load does not read: a refused call is an HTTP 200 too. So every run also counts the
@@ -24,106 +25,32 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import struct
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks import grpc_wire
 from benchmarks.bodies import write_requests
+from benchmarks.closedloop import LoadResult, run_h2load, run_wrk
 from benchmarks.config import DEFAULT_STORE, RESULTS_DIR, WORK_DIR, BenchConfig
-from benchmarks.measure import ours_launch
-from benchmarks.procstat import thread_times
+from benchmarks.contenders import ours_launch
+from benchmarks.harness.servers import ServerProcess, serve
+from benchmarks.procstat import counter_totals, thread_times
 from benchmarks.profile import compute_per_sample, cpu_by_thread, event_loop_breakdown, summarize
-from benchmarks.run import cpu_model, ensure_store
-from benchmarks.servers import Running, free_port, serve
-from benchmarks.workload import Sample, load_workload
-from benchmarks.wrk import WrkResult, run_wrk
-from service.grpc.protos.inference_pb2 import ModelInferRequest
-from service.model_io.datatypes import datatype_of
+from benchmarks.reporting import cpu_model
+from benchmarks.workload import ensure_store, load_workload
 
-METHOD = "/inference.GRPCInferenceService/ModelInfer"
 _REQUESTS = "inductive_inference_requests_total"
 _BATCH_METRICS = (
     "inductive_inference_compute_duration_seconds_sum",
     "inductive_inference_compute_duration_seconds_count",
     "inductive_inference_batch_size_sum",
 )
-
-
-def grpc_body(model: str, sample: Sample) -> bytes:
-    """The length-prefixed ModelInferRequest of one sample, every input raw."""
-    request = ModelInferRequest(model_name=model)
-    for name, array in sample.items():
-        request.inputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
-        request.raw_input_contents.append(
-            np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
-        )
-    message = request.SerializeToString()
-    return struct.pack(">BI", 0, len(message)) + message
-
-
-@dataclass(frozen=True)
-class H2loadResult:
-    requests: int  # answered with HTTP 200
-    failed: int  # anything else h2load saw (non-2xx, errored, timed out)
-    duration_s: float
-    latency_ms: dict[str, float]  # p50, p90, p99, p999, max, mean
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
-
-
-def h2load_binary() -> str:
-    path = shutil.which("h2load")
-    if path is None:
-        sys.exit("h2load is not installed: apt-get install nghttp2-client")
-    return path
-
-
-def run_h2load(
-    url: str, body: Path, *, requests: int, connections: int, streams: int, core: int | None
-) -> H2loadResult:
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "requests.tsv"
-        argv = [
-            *(["taskset", "-c", str(core)] if core is not None else []),
-            h2load_binary(),
-            *("-n", str(requests), "-c", str(connections), "-m", str(streams)),
-            *("-d", str(body), "--log-file", str(log)),
-            *("-H", "content-type: application/grpc", "-H", "te: trailers"),
-            url + METHOD,
-        ]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
-        if out.returncode != 0:
-            raise RuntimeError(f"h2load failed ({out.returncode}):\n{out.stdout}{out.stderr}")
-        rows = [line.split("\t") for line in log.read_text().splitlines() if line]
-    starts = np.array([int(r[0]) for r in rows], dtype=np.int64)
-    status = np.array([int(r[1]) for r in rows])
-    latency_us = np.array([int(r[2]) for r in rows], dtype=np.float64)
-    ok = status == 200
-    done = latency_us[ok]
-    # From the first request sent to the last answer received.
-    duration_s = float((starts + latency_us.astype(np.int64)).max() - starts.min()) / 1e6
-    percentiles = {f"p{p:g}".replace(".", ""): float(np.percentile(done, p)) / 1e3
-                   for p in (50, 90, 99, 99.9)}  # fmt: skip
-    return H2loadResult(
-        requests=int(ok.sum()),
-        failed=requests - int(ok.sum()),
-        duration_s=duration_s,
-        latency_ms={
-            **percentiles,
-            "mean": float(done.mean()) / 1e3,
-            "max": float(done.max()) / 1e3,
-        },
-    )
 
 
 def grpc_outcomes(metrics_url: str, model: str) -> dict[str, float]:
@@ -139,46 +66,46 @@ def grpc_outcomes(metrics_url: str, model: str) -> dict[str, float]:
     return outcomes
 
 
-def metric_totals(metrics_url: str, names: tuple[str, ...]) -> dict[str, float]:
-    with urllib.request.urlopen(metrics_url, timeout=10) as response:
-        text = response.read().decode()
-    totals = dict.fromkeys(names, 0.0)
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name in totals:
-                totals[s.name] += s.value
-    return totals
-
-
 def measured(
-    running: Running,
-    url: str,
+    server: ServerProcess,
     body: Path,
     model: str,
     *,
     requests: int,
     connections: int,
     streams: int,
-    core: int | None,
-) -> H2loadResult:
-    """One h2load run whose successes the server confirms (grpc-status 0, not only HTTP 200)."""
-    assert running.metrics_url is not None
-    before = grpc_outcomes(running.metrics_url, model)
+    core: int | str | None,
+) -> LoadResult:
+    """`requests` calls of `body` under h2load, whose successes the server confirms: h2load's
+    HTTP 200s must be exactly the calls the server answered with grpc-status 0, and the server
+    must have failed none; RuntimeError otherwise."""
+    if server.metrics_url is None or not server.grpc_address:
+        raise RuntimeError("measured() needs our server with its gRPC door and /metrics")
+    before = grpc_outcomes(server.metrics_url, model)
     result = run_h2load(
-        url, body, requests=requests, connections=connections, streams=streams, core=core
+        f"http://{server.grpc_address}{grpc_wire.INFER_PATH}",
+        body,
+        connections=connections,
+        streams=streams,
+        requests=requests,
+        duration_s=0,
+        core=core,
+        headers=grpc_wire.HEADERS,
     )
-    after = grpc_outcomes(running.metrics_url, model)
+    after = grpc_outcomes(server.metrics_url, model)
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     succeeded = delta.pop("success", 0.0)
-    if succeeded != result.requests or any(delta.values()):
+    # Without `answer_bytes` h2load's status errors are its non-2xx answers alone.
+    http_200 = result.requests - result.status_errors
+    if succeeded != http_200 or any(delta.values()):
         raise RuntimeError(
-            f"h2load counted {result.requests} HTTP 200s; the server answered {succeeded:.0f} "
+            f"h2load counted {http_200} HTTP 200s; the server answered {succeeded:.0f} "
             f"calls with grpc-status 0 and failed {delta}"
         )
     return result
 
 
-def _line(label: str, r: WrkResult | H2loadResult) -> str:
+def _line(label: str, r: LoadResult) -> str:
     lat = r.latency_ms
     return (
         f"| {label} | {r.throughput:,.0f} | {lat['p50']:.2f} | {lat['p99']:.2f} | {r.requests:,} |"
@@ -203,28 +130,24 @@ def main() -> None:
     workload = load_workload(config.store, args.model, WORK_DIR / "cache")
     body = WORK_DIR / "requests" / f"{args.model}-grpc.bin"
     body.parent.mkdir(parents=True, exist_ok=True)
-    body.write_bytes(grpc_body(args.model, workload.samples[0]))
-    grpc_port = free_port()
-    launch = ours_launch(
-        config, args.model, True, extra_env={"INDUCTIVE_GRPC_PORT": str(grpc_port)}
-    )
-    grpc_url = f"http://127.0.0.1:{grpc_port}"
+    body.write_bytes(grpc_wire.infer_request(args.model, workload.samples[0]))
+    launch = ours_launch(config.store, config.work_dir, args.model, True)
     concurrency = args.connections * args.streams
     log_path = WORK_DIR / "logs" / f"grpc-load-{args.model}.log"
     rows = []
-    with serve(launch, core=config.server_core, log_path=log_path) as running:
+    with serve(launch, core=config.server_core, log_path=log_path) as server:
         load = {"connections": args.connections, "streams": args.streams,
                 "core": config.client_core}  # fmt: skip
-        measured(running, grpc_url, body, args.model, requests=2000, **load)  # warm-up
+        measured(server, body, args.model, requests=2000, **load)  # warm-up
         if args.profile:
             profile_stem = f"{args.model}-grpc-c{concurrency}"
-            result = _profiled(running, grpc_url, body, args, config, profile_stem)
+            result = _profiled(server, body, args, config, profile_stem)
         else:
-            result = measured(running, grpc_url, body, args.model, requests=args.requests, **load)
+            result = measured(server, body, args.model, requests=args.requests, **load)
         rows.append(_line(f"gRPC, h2load -c {args.connections} -m {args.streams}", result))
         if args.http:
             files = write_requests(workload, "binary", WORK_DIR / "requests")
-            url = running.url + workload.path
+            url = server.url + workload.path
             run_wrk(url, files, connections=concurrency, duration_s=2, core=config.client_core)
             http = run_wrk(url, files, connections=concurrency, duration_s=args.seconds,
                            core=config.client_core)  # fmt: skip
@@ -244,35 +167,34 @@ def main() -> None:
 
 
 def _profiled(
-    running: Running,
-    url: str,
+    server: ServerProcess,
     body: Path,
     args: argparse.Namespace,
     config: BenchConfig,
     stem: str,
-) -> H2loadResult:
+) -> LoadResult:
     """h2load under py-spy; writes <out>/<stem>.speedscope.json and .md as benchmarks.profile."""
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     args.out.mkdir(parents=True, exist_ok=True)
     profile_path = args.out / f"{stem}.speedscope.json"
     spy = subprocess.Popen(
-        [pyspy, "record", "--pid", str(running.pid), "--duration", str(round(args.seconds)),
+        [pyspy, "record", "--pid", str(server.pid), "--duration", str(round(args.seconds)),
          "--rate", str(args.rate), "--format", "speedscope", "--output", str(profile_path),
          "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    assert running.metrics_url is not None
-    batches_before = metric_totals(running.metrics_url, _BATCH_METRICS)
-    before, started = thread_times(running.pid), time.monotonic()
+    assert server.metrics_url is not None
+    batches_before = counter_totals(server.metrics_url, _BATCH_METRICS)
+    before, started = thread_times(server.pid), time.monotonic()
     result = measured(
-        running, url, body, args.model, requests=args.requests, connections=args.connections,
+        server, body, args.model, requests=args.requests, connections=args.connections,
         streams=args.streams, core=config.client_core,
     )  # fmt: skip
     wall = time.monotonic() - started
     # Per request over the wall time measured here (h2load's own excludes its start-up).
-    load = WrkResult(result.requests, wall, result.requests / wall, result.latency_ms, 0, 0)
-    threads, loop_us = cpu_by_thread(running.pid, before, thread_times(running.pid), wall, load)
-    compute = compute_per_sample(batches_before, metric_totals(running.metrics_url, _BATCH_METRICS))
+    load = replace(result, duration_s=wall, throughput=result.requests / wall)
+    threads, loop_us = cpu_by_thread(server.pid, before, thread_times(server.pid), wall, load)
+    compute = compute_per_sample(batches_before, counter_totals(server.metrics_url, _BATCH_METRICS))
     _, err = spy.communicate(timeout=120)
     if spy.returncode != 0:
         sys.exit(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-1500:]}")
@@ -281,7 +203,7 @@ def _profiled(
         f"# Profile: `{args.model}`, gRPC (raw contents), c={args.connections}×{args.streams}, "
         f"batching on\n\n"
         f"Under h2load load: {result.throughput:,.0f} req/s, p50 {result.latency_ms['p50']:.2f} "
-        f"ms, p99 {result.latency_ms['p99']:.2f} ms, {result.failed} failed. py-spy sampled the "
+        f"ms, p99 {result.latency_ms['p99']:.2f} ms, {result.errors} failed. py-spy sampled the "
         f"first {args.seconds:g} s of {args.requests:,} calls. Command: `python -m "
         f"benchmarks.grpc_load {' '.join(sys.argv[1:])}`\n\nMachine: {cpu_model()}.\n\n"
         f"{threads}\n{compute}\n"

@@ -137,7 +137,9 @@ def main() -> None:
         "the same in a canary (one draw)": lambda: manager.lookup("canary"),
         "mirror and capture hooks of a version with neither": hooks_of_a_plain_version,
         "capture of a request not drawn": lambda: undrawn.offer(request.inputs, outputs, None),
-        "capture of a request queued for the writer": lambda: queued.offer(request.inputs, outputs, None),
+        "capture of a request queued for the writer": lambda: queued.offer(
+            request.inputs, outputs, None
+        ),
     }
     print(f"`{args.model}`, {len(body)}-byte binary request; {cpu_model()}\n")
     print("| step | µs |\n| --- | ---: |")

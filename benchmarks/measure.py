@@ -167,12 +167,18 @@ def measure_launch(
 
 
 def run_contender(
-    contender: Contender, config: BenchConfig, workload: Workload, request_files: list[Path]
+    contender: Contender, config: BenchConfig, workload: Workload, target: Target
 ) -> dict[str, Any]:
-    """One of our fixed contenders (ours, the floor, naive FastAPI) at every concurrency."""
+    """One of our fixed contenders (ours, the floor, naive FastAPI) at every concurrency; a gRPC
+    target is sent to the gRPC port this launch of ours listens on."""
+    launch = launch_for(contender, workload, config.store, config.work_dir)
+    if target.grpc:
+        if not launch.grpc_address:
+            raise ValueError(f"{contender.key}: this launch has no gRPC door")
+        target = replace(target, grpc_port=int(launch.grpc_address.rsplit(":", 1)[1]))
     entries = measure_launch(
-        launch_for(contender, workload, config.store, config.work_dir),
-        [Target(contender.protocol, workload.path, request_files)],
+        launch,
+        [target],
         concurrency=config.concurrency,
         duration_s=config.duration_s,
         warmup_s=config.warmup_s,

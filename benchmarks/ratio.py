@@ -30,7 +30,7 @@ from typing import Any
 from benchmarks.bodies import write_requests
 from benchmarks.config import RESULTS_DIR, BenchConfig
 from benchmarks.contenders import CONTENDERS
-from benchmarks.measure import run_contender, run_raw
+from benchmarks.measure import Target, run_contender, run_raw
 from benchmarks.reporting import machine, machine_lines, write_report
 from benchmarks.workload import ensure_store, load_workload
 
@@ -49,11 +49,13 @@ def measure_round(config: BenchConfig, model: str, contenders: tuple[str, ...]) 
         return float(run_raw(at_best, model)[0]["throughput"])
 
     workload = load_workload(config.store, model, config.work_dir / "cache")
-    files = write_requests(workload, "binary", config.work_dir / "requests")
+    binary = Target(
+        "binary", workload.path, write_requests(workload, "binary", config.work_dir / "requests")
+    )
     brackets = [raw_now()]
     served = {}
     for key in contenders:
-        entry = run_contender(CONTENDERS[key], config, workload, files)
+        entry = run_contender(CONTENDERS[key], config, workload, binary)
         if entry.get("error") or not entry["points"]:
             raise RuntimeError(f"{model} {key} failed: {entry.get('error')}")
         served[key] = entry["points"][0]["throughput"]
@@ -146,9 +148,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     models = tuple(args.models.split(","))
     contenders = tuple(args.contenders.split(","))
-    unknown = set(contenders) - set(CONTENDERS)
+    # The ratios are of binary requests (the targets'): contenders that take them.
+    binary = [key for key, c in CONTENDERS.items() if c.protocol == "binary"]
+    unknown = set(contenders) - set(binary)
     if unknown:
-        parser.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(CONTENDERS)}")
+        parser.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(binary)}")
     config = replace(
         BenchConfig(),
         models=models,

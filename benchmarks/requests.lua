@@ -1,7 +1,7 @@
 -- wrk script: replays the HTTP requests that benchmarks/bodies.py wrote, one file each, cycling
 -- through them (mixed sequence lengths for ragged models). The files hold the exact bytes sent.
 -- Usage: wrk ... -s benchmarks/requests.lua URL -- FILE [FILE ...]
--- done() prints one line "WRK_JSON {...}" that benchmarks/wrk.py parses.
+-- done() prints one line "WRK_JSON {...}" that benchmarks/closedloop.py parses.
 
 local payloads = {}
 local next_index = 0

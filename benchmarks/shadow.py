@@ -8,8 +8,9 @@ mirrored request costs what an answer does).
 The server runs pinned to core 0 (one ONNX Runtime thread), the clients to core 1. For each
 mirror share, in alternating rounds:
 
-- at a fixed offered rate below capacity (`--rps`, an asyncio pool of HTTP clients: open loop,
-  so a slower server shows as latency, not as fewer requests): the champion's p50/p99 latency;
+- at a fixed offered rate below capacity (`--rps`, JSON requests from benchmarks/openloop.py:
+  open loop, so a slower server shows as latency, not as fewer requests): the champion's p50/p99
+  latency, counted from each request's due time;
 - at saturation (wrk, `--concurrency` connections, binary requests): throughput, p50/p99, and the
   server's CPU per answered request, event loop and the other threads (both versions' batches);
 - the shadow's own counts: requests compared and dropped, agreement.
@@ -30,21 +31,17 @@ import shutil
 import statistics
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
-
-from benchmarks.bodies import json_body, write_requests
+from benchmarks.bodies import write_requests
+from benchmarks.closedloop import run_wrk
 from benchmarks.config import DEFAULT_STORE, RESULTS_DIR, WORK_DIR
-from benchmarks.lifecycle_e2e import LoadPool
+from benchmarks.harness.servers import Launch, ServerProcess, free_port, serve
+from benchmarks.openloop import run_open_loop
 from benchmarks.procstat import thread_times
-from benchmarks.run import cpu_model, ensure_store
-from benchmarks.servers import Launch, Running, free_port, serve
-from benchmarks.workload import Workload, load_workload
-from benchmarks.wrk import run_wrk
+from benchmarks.reporting import cpu_model
+from benchmarks.workload import Workload, ensure_store, load_workload
 from model_store import ModelStore, VersionPolicy, add_onnx, open_store
 from model_store.policy import rollback_canary, start_canary
 
@@ -71,31 +68,19 @@ def set_mirror(store: ModelStore, model: str, share: float) -> None:
         start_canary(store, model, 2, weight=0.0, mirror=share)
 
 
-def scrape(running: Running) -> dict[str, float]:
-    """Every sample of /metrics as `name{label="v",...}` → value (labels sorted)."""
-    with urllib.request.urlopen(f"{running.url}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            samples[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return samples
-
-
-def wait_for_share(running: Running, model: str, share: float) -> None:
+def wait_for_share(server: ServerProcess, model: str, share: float) -> None:
     key = f'inductive_canary_mirror_ratio{{candidate="2",champion="1",model="{model}"}}'
     deadline = time.monotonic() + 60
-    while scrape(running).get(key, 0.0) != share:
+    while server.metrics().get(key, 0.0) != share:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the server did not apply mirror {share} within 60 s")
         time.sleep(POLL_S)
     time.sleep(4 * POLL_S)  # a version leaving (mirror 0) drains and unloads
 
 
-def shadow_counts(running: Running, model: str) -> dict[str, float]:
+def shadow_counts(server: ServerProcess, model: str) -> dict[str, float]:
     pair = f'candidate="2",champion="1",model="{model}"'
-    m = scrape(running)
+    m = server.metrics()
     counts = {
         o: m.get(f'inductive_shadow_requests_total{{{pair},outcome="{o}"}}', 0.0)
         for o in ("compared", "dropped", "failed")
@@ -105,36 +90,42 @@ def shadow_counts(running: Running, model: str) -> dict[str, float]:
     return counts
 
 
-def measure(running: Running, workload: Workload, files: list[Path], args: argparse.Namespace
-            ) -> dict[str, Any]:  # fmt: skip
-    bodies = [json_body(sample) for sample in workload.samples]
-    counts_before = shadow_counts(running, workload.name)
-    with LoadPool(running.url, workload.name, bodies, rps=args.rps, workers=32) as load:
-        time.sleep(1.0)  # warm-up
-        since = time.monotonic()
-        time.sleep(args.seconds)
-        records = [r for r in load.stop() if r.start >= since]
-    ms = np.array([r.end - r.start for r in records]) * 1000
-    url = running.url + workload.path
-    run_wrk(url, files, connections=args.concurrency, duration_s=2, core=1)  # warm-up
-    before = thread_times(running.pid)
-    wrk = run_wrk(url, files, connections=args.concurrency, duration_s=args.seconds, core=1)
-    after = thread_times(running.pid)
-    counts_after = shadow_counts(running, workload.name)
+def measure(
+    server: ServerProcess,
+    workload: Workload,
+    files: dict[str, list[Path]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    counts_before = shadow_counts(server, workload.name)
+    # The fixed rate: the suite's open-loop generator, JSON requests, on the client core;
+    # latency counts from each request's due time. One second first warms the server up.
+    for seconds in (1.0, args.seconds):
+        open_loop = run_open_loop(
+            server.url, files["json"], rate=args.rps, seconds=seconds, connections=32, core=1
+        )
+    url = server.url + workload.path
+    run_wrk(url, files["binary"], connections=args.concurrency, duration_s=2, core=1)  # warm-up
+    before = thread_times(server.pid)
+    wrk = run_wrk(
+        url, files["binary"], connections=args.concurrency, duration_s=args.seconds, core=1
+    )
+    after = thread_times(server.pid)
+    counts_after = shadow_counts(server, workload.name)
     answered = max(wrk.requests, 1)
 
     def cpu_us(threads: set[int]) -> float:
         spent = sum(sum(after[t]) - sum(before.get(t, (0.0, 0.0))) for t in threads)
         return spent / answered * 1e6
 
-    loop = {running.pid} & after.keys()
+    loop = {server.pid} & after.keys()
     delta = {k: counts_after[k] - counts_before[k] for k in counts_after}
     return {
         "fixed_rate": {
-            "requests": len(records),
-            "failures": sum(1 for r in records if r.error),
-            "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)),
+            "requests": open_loop.scheduled,
+            "failures": open_loop.errors,
+            "sent_rate": open_loop.sent_rate,
+            "p50_ms": open_loop.latency_ms["p50"],
+            "p99_ms": open_loop.latency_ms["p99"],
         },
         "saturated": {
             "throughput": wrk.throughput,
@@ -160,12 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where results go")
     args = parser.parse_args(argv)
     ensure_store(args.store, (args.model,))
-    os.sched_setaffinity(0, {1})  # this process (the fixed-rate clients) on the client core
     work = WORK_DIR / "shadow"
     if work.exists():
         shutil.rmtree(work)  # a fresh store each run: v1 and v2
     store, workload = build_store(args.store, args.model, work)
-    files = write_requests(workload, "binary", work / "requests")
+    files = {p: write_requests(workload, p, work / "requests") for p in ("json", "binary")}
     port = free_port()
     argv_server = [
         *(sys.executable, "-m", "service", "--store", store.uri, "--port", str(port)),
@@ -175,12 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     launch = Launch(argv_server, port, ready_path=f"/v2/models/{args.model}/ready")
     results: dict[str, list[dict[str, Any]]] = {str(m): [] for m in args.mirrors}
-    with serve(launch, core=0, log_path=work / "server.log") as running:
+    with serve(launch, core=0, log_path=work / "server.log") as server:
         for round_number in range(1, args.rounds + 1):
             for share in args.mirrors:
                 set_mirror(store, args.model, share)
-                wait_for_share(running, args.model, share)
-                result = measure(running, workload, files, args)
+                wait_for_share(server, args.model, share)
+                result = measure(server, workload, files, args)
                 results[str(share)].append(result)
                 print(f"round {round_number} mirror {share:g}: {json.dumps(result)}", flush=True)
     set_mirror(store, args.model, 0.0)
@@ -225,7 +215,8 @@ def markdown(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace)
         )
     lines += [
         "",
-        "Fixed rate: an open-loop pool of HTTP clients (JSON) on core 1; saturated: wrk on core 1 "
+        "Fixed rate: the open-loop generator (JSON, 32 connections) on core 1; saturated: wrk "
+        "on core 1 "
         f"with {args.concurrency} connections (binary). The server (core 0) serves the champion "
         "and, mirrored, the candidate: the same model twice, so a mirrored request costs what "
         "an answer does and agreement is 1.",

@@ -80,3 +80,50 @@ def test_the_wheel_ships_the_console_files(tmp_path: Path) -> None:
     expected = {p for p in expected if "__pycache__" not in p}
     assert expected
     assert expected <= shipped, sorted(expected - shipped)
+
+
+# Every module of these packages must import: a module removed or renamed on one branch leaves
+# dangling imports in modules merged from others, which nothing else may load in a test.
+IMPORTED_PACKAGES = ("benchmarks", "service", "model_store", "training")
+
+
+def _modules(package: str, excluded: list[re.Pattern[str]]) -> list[str]:
+    names = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if any(pattern.search(relative) for pattern in excluded):
+            continue
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        names.append(".".join(parts))
+    return names
+
+
+def test_every_module_imports() -> None:
+    # The files mypy skips (the peers' scripts, run in their own venvs) are skipped here too.
+    excluded = [re.compile(p) for p in _pyproject()["tool"]["mypy"]["exclude"]]
+    modules = [m for package in IMPORTED_PACKAGES for m in _modules(package, excluded)]
+    assert "benchmarks.closedloop" in modules
+    assert not any(m.startswith("benchmarks.contenders.mlserver") for m in modules)
+    # One fresh interpreter imports them all and names each that fails, with its error.
+    script = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        failed.append(f'{name}: {type(exc).__name__}: {exc}')\n"
+        "print('\\n'.join(failed))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *modules],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "", "modules that do not import:\n" + done.stdout

@@ -1,6 +1,7 @@
 """Every server the benchmarks measure, and how to launch each on a model.
 
-- `ours`: `python -m service`, JSON or binary tensors, batching on or off.
+- `ours`: `python -m service`, JSON or binary tensors, batching on or off; and its gRPC door
+  (`ours-grpc`, under h2load like the peers' gRPC).
 - `floor` (floor_uvloop.py): the least a batching Python server on uvloop does per request.
 - `naive` (naive_fastapi.py): FastAPI + one `session.run` per request.
 - the peers (peers.py): MLServer, KServe, LitServe and BentoML, each from its own venv, each
@@ -41,7 +42,7 @@ class Contender:
     key: str
     label: str
     kind: str  # "ours", "floor" or "naive"
-    protocol: str  # "json" or "binary"
+    protocol: str  # "json", "binary" or "grpc"
     batching: bool = True
 
 
@@ -52,6 +53,7 @@ CONTENDERS = {
         Contender("binary-nobatch", "Inductive binary, batching off", "ours", "binary", False),
         Contender("json", "Inductive JSON, batching on", "ours", "json"),
         Contender("json-nobatch", "Inductive JSON, batching off", "ours", "json", False),
+        Contender("ours-grpc", "Inductive gRPC, batching on", "ours", "grpc"),
         Contender("floor", "floor: minimal batching server on uvloop", "floor", "binary"),
         Contender("naive", "naive FastAPI + ONNX Runtime", "naive", "json", False),
     )

@@ -21,9 +21,11 @@ import pytest
 from benchmarks import grpc_wire
 from benchmarks.bodies import binary_body, decode_response, http_request, json_body
 from benchmarks.closedloop import run_h2load
+from benchmarks.config import BenchConfig
 from benchmarks.contenders import CONTENDERS, PEERS, launch_for
 from benchmarks.harness.models import matmul_chain
 from benchmarks.harness.servers import publish, serve
+from benchmarks.measure import Target, grpc_body, run_contender
 from benchmarks.workload import Sample, Workload, load_workload
 
 needs_nghttp2 = pytest.mark.skipif(
@@ -106,6 +108,31 @@ def test_our_contenders_answer_like_onnx_runtime(
     with serve(launch, log_path=tmp_path / f"{key}.log") as server:
         answers = _http_answers(server.port, tiny, contender.protocol, samples)
     _check(answers, samples, tiny)
+
+
+@needs_nghttp2
+def test_our_grpc_contender_answers_like_onnx_runtime_and_is_measured_by_h2load(
+    tiny_store: Path, tiny: Workload, tmp_path: Path
+) -> None:
+    """`ours-grpc`: our service's gRPC door, sent the frame h2load replays in the suite."""
+    contender = CONTENDERS["ours-grpc"]
+    samples = _samples(REQUESTS)
+    launch = launch_for(contender, tiny, tiny_store, tmp_path)
+    grpc_port = int(launch.grpc_address.rsplit(":", 1)[1])
+    with serve(launch, log_path=tmp_path / "ours-grpc.log"):
+        answers = _grpc_answers(grpc_port, tiny, samples, tmp_path)
+    _check(answers, samples, tiny)
+    # The suite's own path: run_contender finds the launch's gRPC port and h2load loads it.
+    config = BenchConfig(
+        store=tiny_store, concurrency=(2,), duration_s=1, warmup_s=1, work_dir=tmp_path
+    )
+    body = grpc_body(tiny, tmp_path)
+    entry = run_contender(contender, config, tiny, Target("grpc", "", [body]))
+    assert "error" not in entry, entry
+    [point] = entry["points"]
+    assert point["requests"] > 0
+    assert point["errors"] == 0  # every call answered a whole ModelInferResponse
+    assert point["mean_batch"] is not None
 
 
 @pytest.mark.slow

@@ -13,10 +13,10 @@ import onnxruntime as ort
 import pytest
 from tritonclient.grpc import service_pb2
 
-from benchmarks.grpc_load import grpc_body, measured
-from benchmarks.servers import Running
+from benchmarks.grpc_load import measured
+from benchmarks.grpc_wire import infer_request
+from benchmarks.harness.servers import running_server
 from benchmarks.workload import load_workload
-from tests.service.helpers import running_server
 
 needs_h2load = pytest.mark.skipif(
     shutil.which("h2load") is None,
@@ -28,7 +28,7 @@ def test_the_body_is_a_model_infer_call_answered_with_the_models_outputs(
     tiny_store: Path, tmp_path: Path
 ) -> None:
     workload = load_workload(tiny_store, "add", tmp_path / "cache")
-    body = grpc_body("add", workload.samples[0])
+    body = infer_request("add", workload.samples[0])
     assert body[0] == 0  # not compressed
     assert int.from_bytes(body[1:5], "big") == len(body) - 5
     session = ort.InferenceSession(str(workload.model_path), providers=["CPUExecutionProvider"])
@@ -47,18 +47,16 @@ def test_the_body_is_a_model_infer_call_answered_with_the_models_outputs(
 def test_h2load_counts_are_confirmed_by_the_server(tiny_store: Path, tmp_path: Path) -> None:
     workload = load_workload(tiny_store, "add", tmp_path / "cache")
     good, bad = tmp_path / "good.bin", tmp_path / "bad.bin"
-    good.write_bytes(grpc_body("add", workload.samples[0]))
+    good.write_bytes(infer_request("add", workload.samples[0]))
     # A call the server refuses (the model has no input 'z'), with HTTP status 200 all the same.
-    bad.write_bytes(grpc_body("add", {"z": np.zeros((1, 4), np.float32)}))
+    bad.write_bytes(infer_request("add", {"z": np.zeros((1, 4), np.float32)}))
     with running_server(tiny_store, tmp_path) as server:
-        running = Running(server.process.pid, server.url, server.url + "/metrics", server.log_path)
-        url = f"http://{server.grpc_address}"
-        load = {"requests": 400, "connections": 4, "streams": 2, "core": None}
-        result = measured(running, url, good, "add", **load)
+        load = {"requests": 400, "connections": 4, "streams": 2}
+        result = measured(server, good, "add", core=None, **load)
         assert result.requests == 400
-        assert result.failed == 0
+        assert result.errors == 0
         assert 0 < result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
         with pytest.raises(
             RuntimeError, match="h2load counted 400 HTTP 200s; the server answered 0"
         ):
-            measured(running, url, bad, "add", **load)
+            measured(server, bad, "add", core=None, **load)

@@ -209,3 +209,42 @@ def test_an_open_loop_point_with_errors_holds_no_rate(errors: int) -> None:
     )  # fmt: skip
     assert within_slo(result, 25) is (errors == 0)
     assert within_slo(result, 5) is False
+
+
+GRPC_OVER_HTTP = "`cnn` gRPC, c=32: ≥ 0.6 × our HTTP binary (issue 19)"
+GRPC_VS_MLSERVER = (
+    "`cnn` gRPC, c=32: ours vs MLServer's gRPC at its best setting (issue 19; no factor set: "
+    "met when ≥ 1 ×)"
+)
+
+
+def _with_our_grpc(rps: float, errors: int = 0) -> dict:
+    results = _results(binary_rps=3000)
+    results["models"]["cnn"]["contenders"]["ours-grpc"] = {
+        "label": "Inductive gRPC, batching on",
+        "protocol": "grpc",
+        "points": [_point(32, rps, 12, 25, errors)],
+    }
+    return results
+
+
+def test_issue_19_compares_our_grpc_with_our_http_and_with_mlservers_grpc() -> None:
+    absent = _by_requirement(_results(binary_rps=3000))
+    assert absent[GRPC_OVER_HTTP].met is None
+    assert absent[GRPC_VS_MLSERVER].met is None
+    targets = _by_requirement(_with_our_grpc(1950))
+    assert targets[GRPC_OVER_HTTP].met is True
+    assert "1,950 vs 3,000 req/s = 0.65 ×" in targets[GRPC_OVER_HTTP].measured
+    # MLServer's best gRPC point at c=32 (its JSON points and the one with errors do not count).
+    assert targets[GRPC_VS_MLSERVER].met is True
+    assert "1,950 vs 1,000 req/s = 1.95 ×" in targets[GRPC_VS_MLSERVER].measured
+    assert "MLServer at grpc, max_batch_time_ms 5" in targets[GRPC_VS_MLSERVER].measured
+    report = render(_with_our_grpc(1950))
+    assert "| 32 | Inductive gRPC | (fixed) | 1,950 | 12.00 | 25.00 | 0 | – | – |" in report
+    slow = _by_requirement(_with_our_grpc(900))
+    assert slow[GRPC_OVER_HTTP].met is False
+    assert "0.30 × (short by 50 %)" in slow[GRPC_OVER_HTTP].measured
+    assert slow[GRPC_VS_MLSERVER].met is False
+    failing = _by_requirement(_with_our_grpc(2500, errors=2))
+    assert failing[GRPC_OVER_HTTP].met is False
+    assert failing[GRPC_VS_MLSERVER].met is False

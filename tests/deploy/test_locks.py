@@ -143,7 +143,7 @@ def test_every_serving_requirement_is_pinned_within_its_specifier(
 def test_every_pin_is_needed_and_hashed(image: Image, pins: dict[str, Pin]) -> None:
     direct = {_pinned_name(image, r) for r in serving_requirements(image.extras)}
     children: dict[str, set[str]] = {name: set() for name in pins}
-    reached = deque()
+    reached: deque[str] = deque()
     for name, pin in pins.items():
         assert pin.hashes >= 1, f"{image.lock}: {name} has no hash"
         assert pin.via, f"{image.lock}: {name} says nothing about what needs it"
@@ -160,7 +160,7 @@ def test_every_pin_is_needed_and_hashed(image: Image, pins: dict[str, Pin]) -> N
             else:
                 # A package the lock does not pin (onnxruntime-gpu in serve-cpu) stands for the
                 # one pinned in its place.
-                key = canonicalize_name(parent)
+                key: str = canonicalize_name(parent)
                 key = image.swaps.get(key, key)
                 assert key in pins, f"{image.lock}: {name} is needed by {parent}, not pinned"
                 children[key].add(name)

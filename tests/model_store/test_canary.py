@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from model_store import ModelStore, VersionNotFoundError, add_onnx, open_store
+from model_store.backends.base import Document
 from model_store.cli import main
 from model_store.policy import (
     CanaryError,
@@ -138,10 +139,10 @@ def _recording(store: ModelStore) -> list[Snapshot]:
     """The (policy, aliases) the store holds after each document write from now on."""
     snapshots: list[Snapshot] = [(store.config("m").version_policy, store.aliases("m"))]
     backend = store.backend
-    update = backend.update_document
+    original = backend.update_document
 
-    def recorded(name: str, doc: str, change: Callable[[bytes | None], bytes]) -> None:
-        update(name, doc, change)  # type: ignore[arg-type]
+    def recorded(name: str, doc: Document, update: Callable[[bytes | None], bytes]) -> None:
+        original(name, doc, update)
         snapshots.append((store.config("m").version_policy, store.aliases("m")))
 
     backend.update_document = recorded  # type: ignore[method-assign]

@@ -24,7 +24,10 @@ def _images(n: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_a_shard_round_trips_with_its_outputs_and_provenance() -> None:
     x, y = _images()
     data = write_shard(
-        x, y, outputs={"logits": np.ones((5, 3))}, meta={"request_id": ["a"] * 5, "model": "m"}
+        x,
+        y,
+        outputs={"logits": np.ones((5, 3))},
+        meta={"request_id": np.array(["a"] * 5), "model": "m"},
     )
     shard = read_shard(data, "s.npz")
     np.testing.assert_array_equal(shard.x, x)
@@ -36,19 +39,25 @@ def test_a_shard_round_trips_with_its_outputs_and_provenance() -> None:
 
 def test_sequences_carry_their_lengths() -> None:
     x = np.zeros((2, 6, 3), np.float32)
-    shard = read_shard(write_shard(x, [0, 1], lengths=[6, 2]), "seq.npz")
+    shard = read_shard(write_shard(x, np.array([0, 1]), lengths=np.array([6, 2])), "seq.npz")
     shard.check((-1, 3), 2, sequence=True)
     with pytest.raises(ShardError, match=r"lengths range over \[1, 7\]"):
-        write_shard(x, [0, 1], lengths=[1, 7])
+        write_shard(x, np.array([0, 1]), lengths=np.array([1, 7]))
 
 
 @pytest.mark.parametrize(
     ("shard", "message"),
     [
-        (write_shard(np.zeros((2, 1, 5, 4)), [0, 1]), r"samples of shape \[1, 5, 4\].*\[1, 4, 4\]"),
-        (write_shard(np.full((2, *IMAGE), np.nan), [0, 1]), "NaN or infinite values in 2"),
-        (write_shard(np.zeros((2, *IMAGE)), [0, 3]), r"labels range over \[0, 3\]"),
-        (write_shard(np.zeros((2, *IMAGE)), [0, -2]), r"labels range over \[-2, 0\]"),
+        (
+            write_shard(np.zeros((2, 1, 5, 4)), np.array([0, 1])),
+            r"samples of shape \[1, 5, 4\].*\[1, 4, 4\]",
+        ),
+        (
+            write_shard(np.full((2, *IMAGE), np.nan), np.array([0, 1])),
+            "NaN or infinite values in 2",
+        ),
+        (write_shard(np.zeros((2, *IMAGE)), np.array([0, 3])), r"labels range over \[0, 3\]"),
+        (write_shard(np.zeros((2, *IMAGE)), np.array([0, -2])), r"labels range over \[-2, 0\]"),
         (write_shard(np.zeros((2, *IMAGE))), "2 of 2 samples are not labelled"),
     ],
 )

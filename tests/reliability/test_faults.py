@@ -339,8 +339,9 @@ def test_clients_vanishing_mid_request_do_not_poison_their_batch(
                 staying = [pool.submit(wait, i) for i in range(good_per_round)]
                 for f in leaving:
                     f.result()
-                for i, f in enumerate(staying):
-                    np.testing.assert_array_equal(f.result(), np.full((1, 4), 2 * i, np.float32))
+                for i, answer in enumerate(staying):
+                    expected = np.full((1, 4), 2 * i, np.float32)
+                    np.testing.assert_array_equal(answer.result(), expected)
             barrier.reset()
         metrics = server.metrics()
         errors = metrics[

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from model_store.schema import RaggedInput, TensorSpec
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout
-from service.batching.batcher import _without_source_locations
+from service.batching.batcher import Pending, _Outcome, _without_source_locations
 from service.errors import (
     ModelExecutionError,
     ModelInputError,
@@ -24,7 +25,7 @@ from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
 
 
-def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """Runs an async test in a fresh event loop (the suite has no asyncio plugin)."""
 
     @functools.wraps(test)
@@ -92,6 +93,7 @@ class FakeRunner:
 
 
 def _signature(ragged: bool = False) -> ModelSignature:
+    inputs: tuple[TensorSpec, ...]
     if ragged:
         inputs = (TensorSpec(name="x", datatype="FP32", shape=(-1, -1, 1)),
                   TensorSpec(name="lengths", datatype="INT64", shape=(-1,)))  # fmt: skip
@@ -416,12 +418,12 @@ async def test_a_batch_failing_outside_the_model_fails_alone(runner: FakeRunner)
     compute = b._compute
     calls = 0
 
-    def broken_once(batch: list[object]) -> object:
+    def broken_once(batch: list[Pending]) -> _Outcome:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise KeyError("a bug")
-        return compute(batch)  # type: ignore[arg-type]
+        return compute(batch)
 
     b._compute = broken_once  # type: ignore[method-assign]
     doomed = b.submit(_x([1, 1]), 1)

@@ -33,7 +33,7 @@ def signature(inputs: list[TensorSpec], outputs: list[TensorSpec], *ragged: Ragg
 
 
 def spec(name: str, shape: tuple[int, ...], datatype: str = "FP32") -> TensorSpec:
-    return TensorSpec(name=name, datatype=datatype, shape=shape)  # type: ignore[arg-type]
+    return TensorSpec(name=name, datatype=datatype, shape=shape)
 
 
 LOGITS = spec("logits", (-1, 3))

@@ -25,7 +25,7 @@ def scan_everything(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _both_ways(body: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
     """(scanned, ordinary): each the decoded inputs and parameters, or the 400's message."""
-    outcomes = []
+    outcomes: list[tuple[object, object]] = []
     for threshold in (0, 10**12):
         monkeypatch.setattr(decode_module, "SCAN_FROM_BYTES", threshold)
         try:

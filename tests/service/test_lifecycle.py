@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -118,12 +119,12 @@ def test_hot_reload_under_load_fails_no_request(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def explicit_server(tmp_path: Path) -> tuple[ServerProcess, Path]:
+def explicit_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
     store = tmp_path / "store"
     publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
     env = {"INDUCTIVE_MODEL_CONTROL_MODE": "explicit", "INDUCTIVE_ADMIN_TOKEN": ADMIN}
     with running_server(store, tmp_path, env) as server:
-        yield server, store  # type: ignore[misc]
+        yield server, store
 
 
 def test_failed_versions_never_replace_the_working_one(
@@ -204,7 +205,7 @@ def test_alias_policy_follows_promote_and_rollback(
     def served_after_load() -> int:
         assert _admin(server, "/models/add/load").status_code == 200
         with httpx.Client() as client:
-            return _infer(client, server.url, x)[0]  # type: ignore[return-value]
+            return _infer(client, server.url, x)[0]
 
     store.promote("add", 1)
     assert served_after_load() == 1

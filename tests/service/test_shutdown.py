@@ -87,6 +87,7 @@ def test_sigterm_under_load_loses_no_accepted_request(tmp_path: Path) -> None:
         time.sleep(1.5)
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
+        ready: int | str
         try:
             ready = httpx.get(f"{server.url}/v2/health/ready", timeout=5).status_code
         except httpx.TransportError as exc:

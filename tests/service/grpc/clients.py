@@ -94,5 +94,5 @@ def raw_status(call: Callable[[], Any]) -> tuple[str, str]:
     try:
         call()
     except grpc.RpcError as exc:
-        return exc.code().name, exc.details() or ""  # type: ignore[attr-defined]
+        return exc.code().name, exc.details() or ""
     raise AssertionError("the call succeeded")

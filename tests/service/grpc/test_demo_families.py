@@ -31,7 +31,7 @@ def _export(name: str, directory: Path) -> tuple[Path, ModelConfig, tuple[str, .
     data = tiny_images(8, 8) if entry.input_kind == "image" else tiny_sequences(8, 8)
     model = build_model(name, data, **entry.tiny_config).eval()
     path = export_onnx(model, data.test.subset(np.arange(3)), directory / name)
-    ragged = ()
+    ragged: tuple[RaggedInput, ...] = ()
     if entry.input_kind == "sequence":  # as training/publish.py configures sequence models
         ragged = (RaggedInput(input="x", axis=1, pad_value=0.0, lengths_input="lengths"),)
     config = ModelConfig(
