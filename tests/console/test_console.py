@@ -295,19 +295,6 @@ def test_version_policies_are_shown_by_kind_and_fields(console: ConsolePage) -> 
 # --- live figures -----------------------------------------------------------------------------
 
 
-# The request counters and the latency histogram carry a `protocol` label since the gRPC door
-# (HTTP and gRPC apart); the console's parser (service/console/static/js/prometheus.js) keeps one
-# value per outcome and per bucket, so the gRPC series, listed after the HTTP one, replaces it
-# instead of adding to it: the console shows 0 requests for HTTP traffic. A fix in service/ (its
-# owners'); strict, so these tests fail again the moment it lands and the mark must go.
-CONSOLE_IGNORES_PROTOCOL = pytest.mark.xfail(
-    strict=True,
-    reason="service/console/static/js/prometheus.js overwrites per-protocol series instead of "
-    "summing them",
-)
-
-
-@CONSOLE_IGNORES_PROTOCOL
 def test_the_page_reads_metrics_and_quantiles_as_prometheus_does(
     console: ConsolePage, console_server: ServerProcess
 ) -> None:
@@ -339,10 +326,12 @@ def test_the_page_reads_metrics_and_quantiles_as_prometheus_does(
 
     def over_protocols(name: str, label: str, value: str) -> float:
         """The sum over the front doors (`protocol`: HTTP and gRPC) of one series' samples."""
-        return sum(
-            samples[f'{name}{{{label}="{value}",model="resnet",protocol="{protocol}",version="1"}}']
-            for protocol in ("grpc", "http")
-        )
+        total = 0.0
+        for protocol in ("grpc", "http"):
+            labels = {label: value, "model": "resnet", "protocol": protocol, "version": "1"}
+            text = ",".join(f'{key}="{labels[key]}"' for key in sorted(labels))
+            total += samples.get(f"{name}{{{text}}}", 0.0)
+        return total
 
     assert parsed["outcomes"]["success"] == 3
     for outcome, value in parsed["outcomes"].items():
@@ -368,7 +357,6 @@ def _rate_path(page: Page) -> str:
 
 
 @needs_wrk
-@CONSOLE_IGNORES_PROTOCOL
 def test_the_live_charts_change_while_wrk_sends_load(
     console: ConsolePage, console_server: ServerProcess, tmp_path: Path
 ) -> None:

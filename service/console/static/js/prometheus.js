@@ -53,12 +53,22 @@ export function parseMetrics(text) {
     const value = parseValue(valueText);
     const s = get(labels);
     const metric = name.slice(PREFIX.length);
-    if (metric === "requests_total") s.outcomes[labels.outcome] = value;
-    else if (metric === "request_duration_seconds_bucket") s.latency.set(parseValue(labels.le), value);
-    else if (metric === "batch_size_bucket") s.batch.set(parseValue(labels.le), value);
-    else if (metric === "count_total") s.samples = value;
-    else if (metric === "exec_count_total") s.batches = value;
-    else if (metric === "queue_depth") s.queue = value;
+    // Requests and their latency are counted per front door (`protocol`: HTTP, gRPC): a
+    // version's figure is the sum over the doors.
+    if (metric === "requests_total") {
+      s.outcomes[labels.outcome] = (s.outcomes[labels.outcome] ?? 0) + value;
+    } else if (metric === "request_duration_seconds_bucket") {
+      const bound = parseValue(labels.le);
+      s.latency.set(bound, (s.latency.get(bound) ?? 0) + value);
+    } else if (metric === "batch_size_bucket") {
+      s.batch.set(parseValue(labels.le), value);
+    } else if (metric === "count_total") {
+      s.samples = value;
+    } else if (metric === "exec_count_total") {
+      s.batches = value;
+    } else if (metric === "queue_depth") {
+      s.queue = value;
+    }
   }
   return series;
 }
