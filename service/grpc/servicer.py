@@ -88,7 +88,7 @@ class InferenceService:
                 request.inputs, decoded.samples, request.timeout_s, decoded.key
             )
             answer = encode_infer(request, results, served).SerializeToString()
-            call.answered(results)
+            call.answered(results, request.id)
             call.finish(200, len(answer))
             return answer
         except asyncio.CancelledError:

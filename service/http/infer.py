@@ -206,7 +206,7 @@ class InferExchange(Exchange):
             model_version=served.version,
             labels=served.signature.labels,
         )
-        call.answered(results)
+        call.answered(results, request.id)
         headers = [
             (b"content-type", JSON if json_length is None else _BINARY),
             (b"content-length", str(len(payload)).encode()),

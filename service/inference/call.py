@@ -151,9 +151,11 @@ class InferCall:
             served.shadow.offer(inputs, samples, key, ticket)
         return ticket
 
-    def answered(self, results: Results) -> None:
+    def answered(self, results: Results, request_id: str | None = None) -> None:
         """The outputs are in (the served version, the inputs and these results are what a
-        capture of the exchange would record): counted as a success."""
+        capture of the exchange would record): counted as a success. `request_id` is the
+        request's own V2 `id`: a capture records the transport's request id (`X-Request-ID`)
+        before it, and it when there is none."""
         served = self.served
         assert served is not None
         now = self.answered_at = time.perf_counter()
@@ -162,7 +164,7 @@ class InferCall:
         door.request_seconds.observe(now - self.started)
         if served.capture is not None:  # a sample of the traffic, written as shards
             assert self.inputs is not None
-            served.capture.offer(self.inputs, results, self.rid)
+            served.capture.offer(self.inputs, results, self.rid or request_id)
 
     def failed(self, exc: BaseException) -> ServiceError:
         """The error the client gets for `exc`, counted, and logged when it is a fault of ours
