@@ -98,16 +98,16 @@ def test_a_shadow_that_disagrees_shows_it_while_the_champion_answers_everything(
 
 
 def test_a_candidate_that_is_behind_gets_its_mirrored_requests_dropped(tmp_path: Path) -> None:
-    """The candidate computes the champion's answers ~100 times slower: mirroring every request
-    to it, at most 2 in flight, drops most of them, compares the rest (all agreeing), and the
-    champion answers every request."""
+    """The candidate computes the champion's answers thousands of times slower: mirroring
+    every request to it, one at a time, drops most of them, compares the rest (all agreeing),
+    and the champion answers every request."""
     store_uri = str(tmp_path / "store")
-    slow = models.classifier_model(tmp_path, seed=0, name="slow", slow_depth=16)
+    slow = models.classifier_model(tmp_path, seed=0, name="slow", slow_depth=256)
     publish(store_uri, tmp_path, slow)
     env = {
         **server_env(store_uri, None),
-        "INDUCTIVE_SHADOW_MAX_INFLIGHT": "2",
-        "INDUCTIVE_SHADOW_MAX_QUEUE": "2",
+        "INDUCTIVE_SHADOW_MAX_INFLIGHT": "1",
+        "INDUCTIVE_SHADOW_MAX_QUEUE": "1",
     }
     with (
         running_server(tmp_path / "unused", tmp_path, env) as server,
