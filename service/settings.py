@@ -196,7 +196,10 @@ class Settings(BaseSettings):
     )
     cuda_device_id: int = Field(default=0, ge=0, description="GPU used by the CUDA provider.")
     trt_engine_cache: str | None = Field(
-        default=None, description="Directory for TensorRT engine caches (tensorrt provider)."
+        default=None,
+        description="Directory for TensorRT engine caches (tensorrt provider): each model file "
+        "gets a subdirectory named by its sha256, so a reload or a new pod sharing the directory "
+        "reuses the engine instead of building it again.",
     )
     intra_op_threads: int = Field(
         default=0,
