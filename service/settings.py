@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model_store.schema import validate_model_name
+
 ENV_PREFIX = "INDUCTIVE_"
 
 ProviderName = Literal["auto", "cuda", "tensorrt", "cpu"]
@@ -32,6 +34,15 @@ class Settings(BaseSettings):
     store: str = Field(
         default="./store",
         description="Model store: a directory, or s3://bucket/prefix for S3-compatible storage.",
+    )
+    model_dir: str | None = Field(
+        default=None,
+        description="Serve this plain directory (model.onnx, its external data, an optional "
+        "config.json) as one model named model_name, version 1, instead of a store: KServe's "
+        "storage initializer hands the runtime /mnt/models. The store is then not read.",
+    )
+    model_name: str | None = Field(
+        default=None, description="The name the model of model_dir is served under."
     )
     cache_dir: str = Field(
         default="./.cache/models",
@@ -313,6 +324,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"INDUCTIVE_TRT_ENGINE_CACHE={self.trt_engine_cache!r} must be an absolute path"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _model_dir_needs_a_name(self) -> Settings:
+        if (self.model_dir is None) != (self.model_name is None):
+            raise ValueError(
+                "model_dir and model_name go together: --model-dir DIR --model-name NAME "
+                "(INDUCTIVE_MODEL_DIR, INDUCTIVE_MODEL_NAME)"
+            )
+        if self.model_name is not None:
+            validate_model_name(self.model_name)
         return self
 
     @property

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from model_store import ModelNotFoundError, StoreUnavailableError, open_store, version_config
+from model_store import ModelNotFoundError, StoreUnavailableError, version_config
 from model_store.policy import desired_versions
 from model_store.schema import (
     InvalidModelNameError,
@@ -40,6 +40,7 @@ from service.lifecycle.readiness import Readiness, assess
 from service.lifecycle.routing import CanaryRoute, Routing, plan
 from service.lifecycle.served import ServedVersion, State, Status, VersionEvent
 from service.lifecycle.shadow import Shadow, ShadowLimits
+from service.lifecycle.source import follows_a_store, open_model_source
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
@@ -146,6 +147,7 @@ class ModelManager:
             to_serve=self._to_serve,
             served=self._served.keys(),
             outcomes=self._outcomes,
+            nothing_asked_is_ready=self._explicit,
         )
 
     def served(self, name: str | None = None) -> list[ServedVersion]:
@@ -182,6 +184,10 @@ class ModelManager:
         return self._policies.get(name)
 
     @property
+    def _explicit(self) -> bool:
+        return self.settings.model_control_mode == "explicit"
+
+    @property
     def provider(self) -> str | None:
         """The execution provider `prepare` chose: cuda, tensorrt or cpu (None before)."""
         return None if self._choice is None else self._choice.name
@@ -200,7 +206,7 @@ class ModelManager:
         """Loads every model by its policy (retrying while the store is unreachable), then ready."""
         while True:
             try:
-                self._store = await self._in_loader(lambda: open_store(self.settings.store))
+                self._store = await self._in_loader(lambda: open_model_source(self.settings))
                 names = await self._model_names()
                 break
             except Exception as exc:
@@ -209,7 +215,7 @@ class ModelManager:
                     "store %s unreachable at start-up (%s); retrying", self.settings.store, exc
                 )
                 await asyncio.sleep(self.settings.poll_interval_s)
-        for name in names:
+        for name in self._loaded_at_start(names):
             await self.sync(name)
         if self.draining:  # a SIGTERM arrived while loading: stay not ready
             return
@@ -220,8 +226,15 @@ class ModelManager:
             ))  # fmt: skip
         else:
             log.warning("ready, but no model is served (none in the store, or all failed)")
-        if self.settings.model_control_mode == "poll":
+        if self.settings.model_control_mode == "poll" and follows_a_store(self.settings):
             self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    def _loaded_at_start(self, names: list[str]) -> list[str]:
+        """Explicit mode loads only what INDUCTIVE_MODELS lists (as Triton's explicit mode loads
+        only its --load-model list); the rest waits for the repository API."""
+        if self._explicit and not self.settings.models:
+            return []
+        return names
 
     async def _model_names(self) -> list[str]:
         names = await self._in_loader(self._store.list_models)
@@ -238,7 +251,7 @@ class ModelManager:
             names = [n for n in names if n in self.settings.models]
             for missing in set(self.settings.models).difference(names, self._served):
                 self._outcomes[missing] = "not in the store"
-        else:
+        elif not self._explicit:  # explicit mode: what INDUCTIVE_MODELS and the API loaded
             self._to_serve = set(names)
         self._known.update(names)
         return list(names)
@@ -486,7 +499,7 @@ class ModelManager:
             raise NotFoundError(f"model '{name}' is not in the store") from None
         except Exception as exc:
             raise UnavailableError(f"cannot read model '{name}' from the store: {exc}") from None
-        if name in self._served and not self.settings.models:
+        if name in self._served and (self._explicit or not self.settings.models):
             self._to_serve.add(name)  # explicit mode: what the repository API loaded
         if errors:
             served = ", ".join(f"v{v}" for v in self.served_versions(name)) or "nothing"
@@ -505,7 +518,7 @@ class ModelManager:
             self._publish(name, {}, None)
             self._set_shadows(name, current.values(), None)
             self._outcomes[name] = "unloaded through the repository API"
-            if not self.settings.models:
+            if self._explicit or not self.settings.models:
                 self._to_serve.discard(name)
             await asyncio.gather(*(self._unload(s, "unloaded") for s in current.values()))
 

@@ -121,9 +121,35 @@ def test_hot_reload_under_load_fails_no_request(tmp_path: Path) -> None:
 def explicit_server(tmp_path: Path) -> tuple[ServerProcess, Path]:
     store = tmp_path / "store"
     publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
-    env = {"INDUCTIVE_MODEL_CONTROL_MODE": "explicit", "INDUCTIVE_ADMIN_TOKEN": ADMIN}
+    # Explicit mode loads only what INDUCTIVE_MODELS lists; the repository API does the rest.
+    env = {
+        "INDUCTIVE_MODEL_CONTROL_MODE": "explicit",
+        "INDUCTIVE_ADMIN_TOKEN": ADMIN,
+        "INDUCTIVE_MODELS": "add",
+    }
     with running_server(store, tmp_path, env) as server:
         yield server, store  # type: ignore[misc]
+
+
+def test_explicit_mode_loads_nothing_until_asked(tmp_path: Path) -> None:
+    """Explicit mode without INDUCTIVE_MODELS loads no model at start-up (Triton's explicit
+    mode): the store's models are known, none is loaded, and the repository API loads one."""
+    store = tmp_path / "store"
+    publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
+    publish(store, "other", models.add_model(tmp_path, offset=OFFSETS[2], name="other"))
+    env = {"INDUCTIVE_MODEL_CONTROL_MODE": "explicit", "INDUCTIVE_ADMIN_TOKEN": ADMIN}
+    with running_server(store, tmp_path, env) as server, httpx.Client() as client:
+        x = np.ones((1, 4), np.float32)
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+        assert _admin(server, "/index").json() == [{"name": "add"}, {"name": "other"}]
+        status, message = _infer(client, server.url, x)
+        assert status == -404
+        assert "'add' is not loaded" in str(message)
+        assert not [k for k in server.metrics() if k.startswith("inductive_model_state{")]
+        assert "ready in" not in server.log(), "a model was loaded at start-up"
+        assert _admin(server, "/models/add/load").status_code == 200
+        assert _infer(client, server.url, x)[0] == 1
+        assert set(_index(server)) == {("add", "1"), ("other", "")}
 
 
 def test_failed_versions_never_replace_the_working_one(
@@ -182,10 +208,9 @@ def test_repository_api_auth_and_unload(explicit_server: tuple[ServerProcess, Pa
     assert status == -404
     assert "not loaded" in str(message)
     assert _index(server)[("add", "1")]["state"] == "UNAVAILABLE"
-    # Explicit mode: the repository API decides what to serve, and now nothing is served.
-    unready = httpx.get(f"{server.url}/v2/health/ready")
-    assert unready.status_code == 503
-    assert unready.json()["reason"].startswith("no model to serve")
+    # Explicit mode: the repository API decides what to serve, and now nothing is asked for:
+    # ready, as Triton is (the repository API behind the same load balancer stays callable).
+    assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
     assert _admin(server, "/models/add/load").status_code == 200
     with httpx.Client() as client:
         assert _infer(client, server.url, np.ones((1, 4), np.float32))[0] == 1
