@@ -19,6 +19,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from benchmarks.harness.servers import Launch, ServerProcess, free_port, serve
+from tests.deploy.test_kserve_runtime import runtime_args
 from tests.model_store.helpers import linear_model, write_escaping_model, write_model
 from tests.service.helpers import REPO_ROOT
 
@@ -46,11 +47,17 @@ def kserve_dir(root: Path) -> Path:
 def dir_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
     directory = kserve_dir(tmp_path)
     port, grpc_port = free_port(), free_port()
-    # The arguments as a KServe ServingRuntime passes them (k8s/kserve/servingruntime.yaml).
-    argv = [
-        sys.executable, "-m", "service", "--model_name=linear", f"--model_dir={directory}",
-        f"--http_port={port}", f"--grpc_port={grpc_port}",
-    ]  # fmt: skip
+    # The arguments of our KServe runtime (k8s/kserve/servingruntime.yaml) as KServe passes
+    # them, with this test's directory and ports in place of /mnt/models and 8080/8081.
+    places = {
+        "{{.Name}}": "linear", "/mnt/models": str(directory),
+        "=8080": f"={port}", "=8081": f"={grpc_port}",
+    }  # fmt: skip
+    args = runtime_args("linear")
+    for template, value in places.items():
+        args = [arg.replace(template, value) for arg in args]
+    assert len({a.split("=")[0] for a in args}) == 4, args
+    argv = [sys.executable, "-m", "service", *args]
     env = {
         "INDUCTIVE_HOST": "127.0.0.1",
         "INDUCTIVE_PROVIDERS": "cpu",
