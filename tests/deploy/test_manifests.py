@@ -123,8 +123,11 @@ def _check_custom(obj: Obj) -> None:
         # What KServe runs: the runtime's container with the model's fields on top.
         pod = pod_spec(obj)
         assert pod is not None
-        _validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-predictor"},
-                   "spec": {k: v for k, v in pod.items() if k not in ("minReplicas", "maxReplicas")}})  # fmt: skip
+        replicas = ("minReplicas", "maxReplicas")
+        _validate({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-predictor"},
+            "spec": {k: v for k, v in pod.items() if k not in replicas},
+        })  # fmt: skip
     elif kind == "InferenceService":
         predictor = spec["predictor"]
         (container,) = predictor["containers"]
