@@ -58,6 +58,14 @@ class Settings(BaseSettings):
         "none: load once at start-up.",
     )
     poll_interval_s: float = Field(default=5.0, gt=0, description="Seconds between store polls.")
+    removal_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Poll mode: a model gone from the store (its directory, or every complete "
+        "version) keeps serving this many seconds, then is unloaded (its queued requests "
+        "finish first), logged and counted in inductive_models_removed_total. An unreachable "
+        "store never counts as gone.",
+    )
     ready_requires: Literal["all", "any"] = Field(
         default="all",
         description="When /v2/health/ready answers 200: all = every model to serve "

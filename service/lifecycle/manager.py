@@ -37,6 +37,7 @@ from service.batching.assemble import Layout, assemble
 from service.capture import CaptureWriter
 from service.errors import BadRequestError, NotFoundError, UnavailableError
 from service.lifecycle.readiness import Readiness, assess
+from service.lifecycle.removal import RemovalWatch
 from service.lifecycle.routing import CanaryRoute, Routing, plan
 from service.lifecycle.served import ServedVersion, State, Status, VersionEvent
 from service.lifecycle.shadow import Shadow, ShadowLimits
@@ -93,6 +94,7 @@ class ModelManager:
         # sync left it without a READY version ("" when it has one).
         self._to_serve: set[str] = set(settings.models)
         self._outcomes: dict[str, str] = {}
+        self._removals = RemovalWatch(settings.removal_grace_s)
 
     # --- lookups (hot path: dictionary reads only) ---------------------------------------
 
@@ -268,6 +270,12 @@ class ModelManager:
                 self.metrics.store_poll_failures.inc()
                 log.warning("store poll failed: %s", exc)
                 continue
+            # A model the repository API loaded beyond INDUCTIVE_MODELS is not this poll's.
+            watched = [
+                n for n in self._served if not self.settings.models or n in self.settings.models
+            ]
+            for name in self._removals.update(names, watched):
+                await self._remove(name)
             for name in names:
                 try:
                     await self.sync(name, retry_failed=False, raise_store_errors=True)
@@ -324,6 +332,27 @@ class ModelManager:
                 if v not in ready:
                     self._spawn(self._unload(old, "replaced by the version policy"))
             return errors
+
+    async def _remove(self, name: str) -> None:
+        """Unloads a model gone from the store for its grace period (removal.py); what its
+        versions have queued is answered first, new requests get 404."""
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            gone_for = self._removals.missing_for(name) or 0.0
+            self._removals.forget(name)
+            current = self._served.get(name, {})
+            if not current:
+                return
+            self._publish(name, {}, None)
+            self._set_shadows(name, current.values(), None)
+            self._outcomes[name] = "removed from the store"
+            self.metrics.models_removed.labels(name).inc()
+            log.warning(
+                "model %s: gone from the store for %.1f s (INDUCTIVE_REMOVAL_GRACE_S=%g): "
+                "unloading v%s", name, gone_for, self.settings.removal_grace_s,
+                ",".join(map(str, sorted(current))),
+            )  # fmt: skip
+            for served in current.values():
+                self._spawn(self._unload(served, "removed from the store"))
 
     def _why_no_version_ready(self, name: str, desired: list[int]) -> str:
         if not desired:
