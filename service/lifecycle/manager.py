@@ -15,11 +15,13 @@ route over the versions already loaded. With capture on, each loaded version get
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +38,7 @@ from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
 from service.capture import CaptureWriter
 from service.errors import BadRequestError, NotFoundError, UnavailableError
+from service.lifecycle.offline import CachedVersion, verified_cache
 from service.lifecycle.readiness import Readiness, assess
 from service.lifecycle.removal import RemovalWatch
 from service.lifecycle.routing import CanaryRoute, Routing, plan
@@ -205,7 +208,9 @@ class ModelManager:
             self._capture.start()
 
     async def load_all(self) -> None:
-        """Loads every model by its policy (retrying while the store is unreachable), then ready."""
+        """Loads every model by its policy (retrying while the store is unreachable), then ready.
+        Started during an outage, it serves the verified cache meanwhile (offline.py)."""
+        from_cache = False
         while True:
             try:
                 self._store = await self._in_loader(lambda: open_model_source(self.settings))
@@ -216,9 +221,14 @@ class ModelManager:
                 log.error(
                     "store %s unreachable at start-up (%s); retrying", self.settings.store, exc
                 )
+                if not from_cache and not self.draining:
+                    from_cache = await self._serve_cache()
                 await asyncio.sleep(self.settings.poll_interval_s)
         for name in self._loaded_at_start(names):
             await self.sync(name)
+        if from_cache:
+            self.metrics.serving_from_cache.set(0)
+            log.warning("store %s reachable again: caught up with it", self.settings.store)
         if self.draining:  # a SIGTERM arrived while loading: stay not ready
             return
         self.ready = True
@@ -230,6 +240,50 @@ class ModelManager:
             log.warning("ready, but no model is served (none in the store, or all failed)")
         if self.settings.model_control_mode == "poll" and follows_a_store(self.settings):
             self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    async def _serve_cache(self) -> bool:
+        """Serves every verified copy in the cache of the models to load at start-up; True
+        (and ready) when at least one serves. The newest version of a model answers requests
+        naming none, until the store is back and its version policy decides again."""
+        if not self.settings.store_is_remote or not follows_a_store(self.settings):
+            return False  # a local store is read in place: there is no cache of it
+        wanted = frozenset(self.settings.models) if self.settings.models else None
+        cache_dir = Path(self.settings.cache_dir)
+        scan = await self._in_loader(lambda: verified_cache(cache_dir, wanted))
+        for problem in scan.problems:
+            log.warning("cached copy not served: %s", problem)
+        names = self._loaded_at_start(sorted({c.name for c in scan.versions}))
+        tables: dict[str, dict[int, ServedVersion]] = {}
+        for copy in scan.versions:
+            if copy.name not in names:
+                continue
+            with contextlib.suppress(Exception):  # logged and marked FAILED like any load
+                served = await self._load_version(
+                    copy.name, copy.version, opener=partial(self._open_copy, copy)
+                )
+                tables.setdefault(copy.name, {})[copy.version] = served
+        for name, table in tables.items():
+            self._known.add(name)
+            self._publish(name, table, plan(table, VersionPolicy(), {}))
+            self._outcomes[name] = ""
+        for missing in set(self.settings.models) - tables.keys():
+            self._outcomes[missing] = "the store is unreachable and the cache has no copy of it"
+        if not tables:
+            return False
+        self.metrics.serving_from_cache.set(1)
+        self.ready = not self.draining
+        log.warning(
+            "store %s unreachable at start-up: serving from the verified cache %s (%s) until "
+            "it answers", self.settings.store, cache_dir, ", ".join(
+                f"{n} v{','.join(map(str, sorted(t)))}" for n, t in sorted(tables.items())
+            ),
+        )  # fmt: skip
+        return True
+
+    def _open_copy(self, copy: CachedVersion) -> tuple[Manifest, ModelConfig, OnnxModel]:
+        """Loader thread: a verified cached copy, with the config published inside it."""
+        config = version_config(copy.directory, copy.manifest) or ModelConfig()
+        return self._open_verified(copy.manifest, copy.directory, config)
 
     def _loaded_at_start(self, names: list[str]) -> list[str]:
         """Explicit mode loads only what INDUCTIVE_MODELS lists (as Triton's explicit mode loads
@@ -429,11 +483,18 @@ class ModelManager:
             routing.mirror.share if routing.mirror else 0.0,
         )
 
-    async def _load_version(self, name: str, version: int) -> ServedVersion:
+    async def _load_version(
+        self,
+        name: str,
+        version: int,
+        opener: Callable[[], tuple[Manifest, ModelConfig, OnnxModel]] | None = None,
+    ) -> ServedVersion:
         self._set_status(name, version, State.LOADING)
         started = time.perf_counter()
         try:
-            manifest, config, model = await self._in_loader(lambda: self._open(name, version))
+            manifest, config, model = await self._in_loader(
+                opener or (lambda: self._open(name, version))
+            )
         except StoreUnavailableError as exc:
             # The store went away mid-load: nothing is wrong with the version, so it is not
             # FAILED (which polling retries only slowly) but UNAVAILABLE, retried next poll.
@@ -463,6 +524,13 @@ class ModelManager:
         directory = Path(self._store.materialize(name, version, self.settings.cache_dir))
         # The config published with the version; versions from before that use the model's.
         config = version_config(directory, manifest) or self._store.config(name)
+        return self._open_verified(manifest, directory, config)
+
+    def _open_verified(
+        self, manifest: Manifest, directory: Path, config: ModelConfig
+    ) -> tuple[Manifest, ModelConfig, OnnxModel]:
+        """Loader thread: open the session of a verified copy and warm it up."""
+        assert self._choice is not None
         model = load_model(directory, manifest, self.settings, self._choice)
         sig = self._signature(manifest, config)
         layout = Layout(sig, config.ragged_inputs)
