@@ -50,12 +50,13 @@ class Settings(BaseSettings):
     )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated model names to serve; empty serves every model in the store.",
+        description="Comma-separated model names to serve; empty serves every model in the store "
+        "(in explicit mode: none until the repository API loads one).",
     )
     model_control_mode: Literal["poll", "explicit", "none"] = Field(
         default="poll",
-        description="poll: follow the store; explicit: only the repository API loads/unloads; "
-        "none: load once at start-up.",
+        description="poll: follow the store; explicit: load only what models lists, then only "
+        "the repository API loads/unloads; none: load once at start-up.",
     )
     poll_interval_s: float = Field(default=5.0, gt=0, description="Seconds between store polls.")
     removal_grace_s: float = Field(
