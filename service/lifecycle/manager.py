@@ -10,6 +10,9 @@ load is done and no drain has begun (inference is admitted); whether the server 
 is configured to serve, the readiness probe's question, is `readiness()` (readiness.py).
 A canary (routing.py) swaps its route in the same assignment; a weight or mirror change is a new
 route over the versions already loaded. With capture on, each loaded version gets its capture.
+Edges with modules of their own: where models come from (source.py: a store, or one plain
+directory), explicit mode loading only INDUCTIVE_MODELS, models gone from the store (removal.py)
+and a start-up during a store outage, served from the verified cache (offline.py).
 """
 
 from __future__ import annotations
