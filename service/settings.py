@@ -344,6 +344,11 @@ class Settings(BaseSettings):
             )
         if self.model_name is not None:
             validate_model_name(self.model_name)
+            if self.models and self.models != [self.model_name]:
+                raise ValueError(
+                    f"models={','.join(self.models)} with model_dir: the directory serves one "
+                    f"model, {self.model_name!r}; leave models unset"
+                )
         return self
 
     @property

@@ -17,8 +17,10 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from pydantic import ValidationError
 
 from benchmarks.harness.servers import Launch, ServerProcess, free_port, serve
+from service.settings import Settings
 from tests.deploy.test_kserve_runtime import runtime_args
 from tests.model_store.helpers import linear_model, write_escaping_model, write_model
 from tests.service.helpers import REPO_ROOT
@@ -209,3 +211,12 @@ def test_a_missing_directory_or_name_is_refused_before_anything_starts(tmp_path:
     bad_name = _start(tmp_path, "--model-dir", str(tmp_path / "ok"), "--model-name", "../x")
     assert "invalid model name '../x'" in bad_name.stderr
     assert "Traceback" not in bad_name.stderr
+
+
+def test_model_dir_settings_go_together() -> None:
+    assert Settings(model_dir="/mnt/models", model_name="m").model_name == "m"
+    for bad in ({"model_dir": "/mnt/models"}, {"model_name": "m"}):
+        with pytest.raises(ValidationError, match="model_dir and model_name go together"):
+            Settings(**bad)
+    with pytest.raises(ValidationError, match="the directory serves one model, 'm'"):
+        Settings(model_dir="/mnt/models", model_name="m", models="m,other")
