@@ -38,8 +38,10 @@ _FLAGS = {
 def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         prog="inductive-serve",
-        description="Serve the models of a store over the Open Inference Protocol. Every flag "
-        "overrides the INDUCTIVE_* environment variable of the same name.",
+        description="Serve the models of a store (or, with --model-dir and --model-name, one "
+        "plain directory) over the Open Inference Protocol. Every flag overrides the INDUCTIVE_* "
+        "environment variable of the same name; KServe's --model_dir, --model_name, --http_port "
+        "and --grpc_port spellings are accepted.",
     )
     fields = Settings.model_fields
     for name, kind in _FLAGS.items():

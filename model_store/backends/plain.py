@@ -61,10 +61,6 @@ class PlainDirectoryBackend(Backend):
             raise PlainDirectoryError(f"model directory {self.directory}: {exc}") from exc
         self._raw_manifest = self._manifest.model_dump_json(indent=2).encode()
 
-    @property
-    def manifest(self) -> Manifest:
-        return self._manifest
-
     # -- reading ------------------------------------------------------------------------------
 
     def model_names(self) -> list[str]:
