@@ -10,9 +10,10 @@ from service.lifecycle.manager import ModelManager
 from service.lifecycle.served import ServedVersion
 
 SERVER_NAME = "inductive"
-# Not `schedule_policy`: its `priority` parameter is accepted but does not reorder a queue (the
-# batcher is first in, first out), and a client must not be told it does.
-EXTENSIONS = ("binary_tensor_data", "classification", "model_repository", "statistics")
+# schedule_policy: the request parameters `timeout` and `priority` are honoured by the batcher.
+EXTENSIONS = (
+    "binary_tensor_data", "classification", "model_repository", "schedule_policy", "statistics",
+)  # fmt: skip
 PLATFORM = "onnxruntime_onnx"
 
 

@@ -139,8 +139,9 @@ def test_metadata_health_and_server(
         "binary_tensor_data",
         "classification",
         "model_repository",
+        "schedule_policy",  # timeout and priority: tests/service/test_priority.py
         "statistics",
-    }, "schedule_policy must not be advertised: the batcher does not honour priority"
+    }
     config = httpx.get(f"{server.url}/v2/models/add/config").json()
     assert config["max_batch_size"] == 32
 
