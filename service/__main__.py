@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from model_store.backends.plain import PlainDirectoryError, check_model_dir
 from service.http.app import create_app
 from service.http.runner import run
 from service.logging import configure
@@ -21,7 +23,8 @@ from service.settings import Settings
 
 # Flag → settings field; the help text comes from the field's description.
 _FLAGS = {
-    "store": str, "cache_dir": str, "models": str, "model_control_mode": str,
+    "store": str, "model_dir": str, "model_name": str, "cache_dir": str, "models": str,
+    "model_control_mode": str,
     "poll_interval_s": float, "host": str, "port": int, "providers": str,
     "cuda_device_id": int, "intra_op_threads": int, "precision": str,
     "max_batch_size": int, "max_queue_delay_ms": float, "max_queue_size": int,
@@ -35,14 +38,16 @@ _FLAGS = {
 def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         prog="inductive-serve",
-        description="Serve the models of a store over the Open Inference Protocol. Every flag "
-        "overrides the INDUCTIVE_* environment variable of the same name.",
+        description="Serve the models of a store (or, with --model-dir and --model-name, one "
+        "plain directory) over the Open Inference Protocol. Every flag overrides the INDUCTIVE_* "
+        "environment variable of the same name; KServe's --model_dir, --model_name, --http_port "
+        "and --grpc_port spellings are accepted.",
     )
     fields = Settings.model_fields
     for name, kind in _FLAGS.items():
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=kind, help=fields[name].description
-        )
+        parser.add_argument(*_spellings(name), dest=name, type=kind, help=fields[name].description)
+    # KServe starts a runtime with --http_port (and --grpc_port, --model_dir, --model_name).
+    parser.add_argument("--http-port", "--http_port", dest="port", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--batching", dest="batching", action=argparse.BooleanOptionalAction, default=None,
         help=fields["batching"].description,
@@ -50,11 +55,24 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     return {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
 
 
+def _spellings(name: str) -> list[str]:
+    """--model-dir, and --model_dir as KServe spells its runtime arguments."""
+    dashed = f"--{name.replace('_', '-')}"
+    return [dashed] if "_" not in name else [dashed, f"--{name}"]
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings(**parse_args(argv))
     except ValidationError as exc:
         sys.exit(f"invalid settings:\n{exc}")
+    if settings.model_dir is not None:
+        # A directory that cannot be served stops the process at once with one line (KServe
+        # shows it as the container's last words), rather than a server that never gets ready.
+        try:
+            check_model_dir(Path(settings.model_dir))
+        except PlainDirectoryError as exc:
+            sys.exit(f"cannot serve {exc}")
     configure(settings.log_format, settings.log_level)
     run(settings, create_app(settings))
 

@@ -10,6 +10,7 @@ from service.lifecycle.manager import ModelManager
 from service.lifecycle.served import ServedVersion
 
 SERVER_NAME = "inductive"
+# schedule_policy: the request parameters `timeout` and `priority` are honoured by the batcher.
 EXTENSIONS = (
     "binary_tensor_data", "classification", "model_repository", "schedule_policy", "statistics",
 )  # fmt: skip

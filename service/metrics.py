@@ -146,6 +146,19 @@ class Metrics:
             "Store polls that failed (store unreachable).",
             registry=r,
         )
+        # Lifecycle edges (service/lifecycle/removal.py, service/lifecycle/offline.py).
+        self.models_removed = Counter(
+            "inductive_models_removed",
+            "Models unloaded because they were gone from the store for the removal grace period.",
+            ("model",),
+            registry=r,
+        )
+        self.serving_from_cache = Gauge(
+            "inductive_serving_from_cache",
+            "1 while the server, started during a store outage, serves only the versions of its "
+            "verified cache; 0 once it has caught up with the store.",
+            registry=r,
+        )
         self.rejected = Counter(
             "inductive_requests_rejected",
             "Requests refused before reaching a model, by front door (protocol) and reason.",

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model_store.schema import validate_model_name
+
 ENV_PREFIX = "INDUCTIVE_"
 
 ProviderName = Literal["auto", "cuda", "tensorrt", "cpu"]
@@ -33,20 +35,38 @@ class Settings(BaseSettings):
         default="./store",
         description="Model store: a directory, or s3://bucket/prefix for S3-compatible storage.",
     )
+    model_dir: str | None = Field(
+        default=None,
+        description="Serve this plain directory (model.onnx, its external data, an optional "
+        "config.json) as one model named model_name, version 1, instead of a store: KServe's "
+        "storage initializer hands the runtime /mnt/models. The store is then not read.",
+    )
+    model_name: str | None = Field(
+        default=None, description="The name the model of model_dir is served under."
+    )
     cache_dir: str = Field(
         default="./.cache/models",
         description="Local directory where versions from an object store are synced and verified.",
     )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated model names to serve; empty serves every model in the store.",
+        description="Comma-separated model names to serve; empty serves every model in the store "
+        "(in explicit mode: none until the repository API loads one).",
     )
     model_control_mode: Literal["poll", "explicit", "none"] = Field(
         default="poll",
-        description="poll: follow the store; explicit: only the repository API loads/unloads; "
-        "none: load once at start-up.",
+        description="poll: follow the store; explicit: load only what models lists, then only "
+        "the repository API loads/unloads; none: load once at start-up.",
     )
     poll_interval_s: float = Field(default=5.0, gt=0, description="Seconds between store polls.")
+    removal_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Poll mode: a model gone from the store (its directory, or every complete "
+        "version) keeps serving this many seconds, then is unloaded (its queued requests "
+        "finish first), logged and counted in inductive_models_removed_total. An unreachable "
+        "store never counts as gone.",
+    )
     ready_requires: Literal["all", "any"] = Field(
         default="all",
         description="When /v2/health/ready answers 200: all = every model to serve "
@@ -196,7 +216,10 @@ class Settings(BaseSettings):
     )
     cuda_device_id: int = Field(default=0, ge=0, description="GPU used by the CUDA provider.")
     trt_engine_cache: str | None = Field(
-        default=None, description="Directory for TensorRT engine caches (tensorrt provider)."
+        default=None,
+        description="Directory for TensorRT engine caches (tensorrt provider): each model file "
+        "gets a subdirectory named by its sha256, so a reload or a new pod sharing the directory "
+        "reuses the engine instead of building it again.",
     )
     intra_op_threads: int = Field(
         default=0,
@@ -310,6 +333,22 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"INDUCTIVE_TRT_ENGINE_CACHE={self.trt_engine_cache!r} must be an absolute path"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _model_dir_needs_a_name(self) -> Settings:
+        if (self.model_dir is None) != (self.model_name is None):
+            raise ValueError(
+                "model_dir and model_name go together: --model-dir DIR --model-name NAME "
+                "(INDUCTIVE_MODEL_DIR, INDUCTIVE_MODEL_NAME)"
+            )
+        if self.model_name is not None:
+            validate_model_name(self.model_name)
+            if self.models and self.models != [self.model_name]:
+                raise ValueError(
+                    f"models={','.join(self.models)} with model_dir: the directory serves one "
+                    f"model, {self.model_name!r}; leave models unset"
+                )
         return self
 
     @property

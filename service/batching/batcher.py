@@ -10,6 +10,12 @@ again), and hands the batch to the worker thread (ONNX Runtime releases the GIL,
 keeps accepting requests), whose outcome resolves each request's ticket with its own slice: the
 answer reaches its connection in the same loop iteration as the batch's.
 
+Priority (Triton's `priority` parameter, its schedule_policy extension): the queue is kept in
+order of level, then of arrival. A request without a level (0, nearly all) is appended, exactly as
+before; one with a level is inserted ahead of every request without one and of every less urgent
+level (1 is the most urgent), so it is in the next batch formed. A batch is then formed as always:
+the head and the compatible requests behind it.
+
 While a batch computes, new requests pile up; the next batch takes them at once because their
 delay window has already passed — under load batches grow by themselves, at low load a request
 waits at most the max queue delay. A task awaiting an `asyncio.Event` did the same with a
@@ -92,6 +98,14 @@ class Pending:
     ticket: Ticket[Result]
     enqueued: float
     started: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class LeveledPending(Pending):
+    """A request with a priority level (1 is the most urgent). Its own class, so that a request
+    without one (nearly all) is built and queued exactly as before priority existed."""
+
+    priority: int = 1
 
 
 @dataclass(slots=True)
@@ -181,9 +195,10 @@ class Batcher:
         samples: int,
         timeout_s: float | None = None,
         key: tuple[object, ...] | None = None,
+        priority: int = 0,
     ) -> Ticket[Result]:
         """Queues a validated request; its ticket resolves with that request's outputs. `key`
-        is its `batch_key`, when the caller has it already."""
+        is its `batch_key`, when the caller has it already; `priority` its level (0: none)."""
         self.check_capacity()
         loop = self._loop
         assert loop is not None, "Batcher.start() was not called"
@@ -192,19 +207,37 @@ class Batcher:
             key = ()
         elif key is None:
             key = batch_key(inputs, self._layout)
-        pending = Pending(
-            inputs=inputs,
-            samples=samples,
-            key=key,
-            ticket=Ticket(),
-            enqueued=self._clock.now(),
-        )
-        self._queue.append(pending)
+        pending: Pending
+        if priority:
+            leveled = LeveledPending(
+                inputs, samples, key, Ticket(), self._clock.now(), priority=priority
+            )
+            self._insert_by_level(leveled)
+            pending = leveled
+        else:
+            pending = Pending(
+                inputs=inputs,
+                samples=samples,
+                key=key,
+                ticket=Ticket(),
+                enqueued=self._clock.now(),
+            )
+            self._queue.append(pending)
         if timeout is not None:
             loop.call_later(timeout, self._expire, pending, timeout)
         if not self._busy:
             self._soon()
         return pending.ticket
+
+    def _insert_by_level(self, pending: LeveledPending) -> None:
+        """Ahead of every request without a level and of every less urgent level, behind the
+        ones of its own level or a more urgent one (a walk only for requests with a level)."""
+        level = pending.priority
+        for index, queued in enumerate(self._queue):
+            if not isinstance(queued, LeveledPending) or queued.priority > level:
+                self._queue.insert(index, pending)
+                return
+        self._queue.append(pending)
 
     def _expire(self, pending: Pending, timeout: float) -> None:
         if not pending.started and not pending.ticket.done():

@@ -55,8 +55,8 @@ _FIELDS: dict[str, tuple[str, np.dtype[Any]]] = {
 _NARROW: dict[str, np.dtype[Any]] = {
     t: np.dtype(n) for t, n in (("INT8", "i1"), ("INT16", "i2"), ("UINT8", "u1"), ("UINT16", "u2"))
 }
-# Request parameters the server interprets (timeout) or that Triton's clients send for features
-# served otherwise here (priority, sequences); the others are echoed in the response.
+# Request parameters the server interprets (timeout, priority) or that Triton's clients send for
+# features served otherwise here (sequences); the others are echoed in the response.
 _RESERVED = frozenset(
     {"timeout", "priority", "sequence_id", "sequence_start", "sequence_end", "binary_data_output"}
 )
@@ -95,7 +95,7 @@ def decode_infer(message: ModelInferRequest, served: ServedVersion, max_elements
         else:
             inputs[name] = _from_contents(name, datatype, shape, tensor.contents)
         datatypes[name] = datatype
-    timeout_s, echoed = _parameters(message)
+    timeout_s, priority, echoed = _parameters(message)
     request = InferRequest(
         id=message.id or None,
         inputs=inputs,
@@ -105,6 +105,7 @@ def decode_infer(message: ModelInferRequest, served: ServedVersion, max_elements
         timeout_s=timeout_s,
         parameters=echoed,
         all_binary=bool(raw),
+        priority=priority,
     )
     samples = check_structure(request, served.signature)
     check_values(request, served.signature)
@@ -149,13 +150,23 @@ def _from_contents(
     return array.reshape(shape)
 
 
-def _parameters(message: ModelInferRequest) -> tuple[float | None, dict[str, Any]]:
-    """The request's timeout (Triton's `timeout`: int64 microseconds; 0: the model's default)
-    and the parameters echoed back."""
+def _parameters(message: ModelInferRequest) -> tuple[float | None, int, dict[str, Any]]:
+    """The request's timeout (Triton's `timeout`: int64 microseconds; 0: the model's default),
+    its priority (Triton's `priority`: 1 the most urgent level; 0: none) and the parameters
+    echoed back."""
     timeout_s = None
+    priority = 0
     echoed: dict[str, Any] = {}
     for key, value in message.parameters.items():
-        if key == "timeout":
+        if key == "priority":
+            # tritonclient sends uint64_param; other clients may send int64_param.
+            kind = value.WhichOneof("parameter_choice")
+            if kind not in ("uint64_param", "int64_param") or getattr(value, kind) < 0:
+                raise BadRequestError(
+                    "parameter 'priority' must be a uint64_param ≥ 0 (1 is the highest)"
+                )
+            priority = getattr(value, kind)
+        elif key == "timeout":
             if value.WhichOneof("parameter_choice") != "int64_param" or value.int64_param < 0:
                 raise BadRequestError(
                     "parameter 'timeout' must be an int64_param of microseconds ≥ 0"
@@ -163,7 +174,7 @@ def _parameters(message: ModelInferRequest) -> tuple[float | None, dict[str, Any
             timeout_s = value.int64_param / 1e6 if value.int64_param > 0 else None
         elif key not in _RESERVED:
             echoed[key] = value
-    return timeout_s, echoed
+    return timeout_s, priority, echoed
 
 
 def _requested_outputs(message: ModelInferRequest) -> list[RequestedOutput]:

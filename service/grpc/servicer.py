@@ -85,7 +85,7 @@ class InferenceService:
             if left is not None and (request.timeout_s is None or left < request.timeout_s):
                 request.timeout_s = max(left, 0.0)
             results = await call.enqueue(
-                request.inputs, decoded.samples, request.timeout_s, decoded.key
+                request.inputs, decoded.samples, request.timeout_s, decoded.key, request.priority
             )
             answer = encode_infer(request, results, served).SerializeToString()
             call.answered(results, request.id)

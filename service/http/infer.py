@@ -174,7 +174,9 @@ class InferExchange(Exchange):
             served = call.resolve()
             decoded = served.plans.decode(body, self.facts.header_length)
             request = self.request = decoded.request
-            ticket = call.enqueue(request.inputs, decoded.samples, request.timeout_s, decoded.key)
+            ticket = call.enqueue(
+                request.inputs, decoded.samples, request.timeout_s, decoded.key, request.priority
+            )
         except Exception as error:
             self._send(*self._refuse(error))
             return

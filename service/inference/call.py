@@ -7,7 +7,7 @@ drives an `InferCall` through the same steps, in this order:
     call.admit()                       # readiness, credentials, version: before any body is kept
     served = call.resolve()            # the version that answers; 503 at once if its queue is full
     ...the door decodes its body into tensors, checked against served.signature / served.plans...
-    ticket = call.enqueue(inputs, samples, timeout_s, key)    # queued on the version's batcher
+    ticket = call.enqueue(inputs, samples, timeout_s, key, priority)  # on the version's batcher
     ...the ticket resolves...
     call.answered(results)  or  error = call.failed(exc)      # metrics and logs
     ...the door encodes the response and sends it...
@@ -138,6 +138,7 @@ class InferCall:
         samples: int,
         timeout_s: float | None,
         key: tuple[object, ...] | None,
+        priority: int = 0,
     ) -> Ticket[Results]:
         """Queues decoded, checked inputs on the resolved version's batcher; the ticket resolves
         with this request's outputs. Everything a mirror of the request would need is here:
@@ -145,7 +146,9 @@ class InferCall:
         served = self.served
         assert served is not None, "resolve() comes first"
         self.inputs = inputs
-        ticket = self.ticket = served.batcher.submit(inputs, samples, timeout_s, key=key)
+        ticket = self.ticket = served.batcher.submit(
+            inputs, samples, timeout_s, key=key, priority=priority
+        )
         self.queued_at = time.perf_counter()
         if served.shadow is not None:  # a canary's candidate runs a share of it too
             served.shadow.offer(inputs, samples, key, ticket)

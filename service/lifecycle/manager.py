@@ -10,20 +10,25 @@ load is done and no drain has begun (inference is admitted); whether the server 
 is configured to serve, the readiness probe's question, is `readiness()` (readiness.py).
 A canary (routing.py) swaps its route in the same assignment; a weight or mirror change is a new
 route over the versions already loaded. With capture on, each loaded version gets its capture.
+Edges with modules of their own: where models come from (source.py: a store, or one plain
+directory), explicit mode loading only INDUCTIVE_MODELS, models gone from the store (removal.py)
+and a start-up during a store outage, served from the verified cache (offline.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from model_store import ModelNotFoundError, StoreUnavailableError, open_store, version_config
+from model_store import ModelNotFoundError, StoreUnavailableError, version_config
 from model_store.policy import desired_versions
 from model_store.schema import (
     InvalidModelNameError,
@@ -36,10 +41,13 @@ from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
 from service.capture import CaptureWriter
 from service.errors import BadRequestError, NotFoundError, UnavailableError
+from service.lifecycle.offline import CachedVersion, verified_cache
 from service.lifecycle.readiness import Readiness, assess
+from service.lifecycle.removal import RemovalWatch
 from service.lifecycle.routing import CanaryRoute, Routing, plan
 from service.lifecycle.served import ServedVersion, State, Status, VersionEvent
 from service.lifecycle.shadow import Shadow, ShadowLimits
+from service.lifecycle.source import follows_a_store, open_model_source
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
@@ -92,6 +100,7 @@ class ModelManager:
         # sync left it without a READY version ("" when it has one).
         self._to_serve: set[str] = set(settings.models)
         self._outcomes: dict[str, str] = {}
+        self._removals = RemovalWatch(settings.removal_grace_s)
 
     # --- lookups (hot path: dictionary reads only) ---------------------------------------
 
@@ -146,6 +155,7 @@ class ModelManager:
             to_serve=self._to_serve,
             served=self._served.keys(),
             outcomes=self._outcomes,
+            nothing_asked_is_ready=self._explicit,
         )
 
     def served(self, name: str | None = None) -> list[ServedVersion]:
@@ -182,6 +192,10 @@ class ModelManager:
         return self._policies.get(name)
 
     @property
+    def _explicit(self) -> bool:
+        return self.settings.model_control_mode == "explicit"
+
+    @property
     def provider(self) -> str | None:
         """The execution provider `prepare` chose: cuda, tensorrt or cpu (None before)."""
         return None if self._choice is None else self._choice.name
@@ -197,10 +211,12 @@ class ModelManager:
             self._capture.start()
 
     async def load_all(self) -> None:
-        """Loads every model by its policy (retrying while the store is unreachable), then ready."""
+        """Loads every model by its policy (retrying while the store is unreachable), then ready.
+        Started during an outage, it serves the verified cache meanwhile (offline.py)."""
+        from_cache = False
         while True:
             try:
-                self._store = await self._in_loader(lambda: open_store(self.settings.store))
+                self._store = await self._in_loader(lambda: open_model_source(self.settings))
                 names = await self._model_names()
                 break
             except Exception as exc:
@@ -208,9 +224,14 @@ class ModelManager:
                 log.error(
                     "store %s unreachable at start-up (%s); retrying", self.settings.store, exc
                 )
+                if not from_cache and not self.draining:
+                    from_cache = await self._serve_cache()
                 await asyncio.sleep(self.settings.poll_interval_s)
-        for name in names:
+        for name in self._loaded_at_start(names):
             await self.sync(name)
+        if from_cache:
+            self.metrics.serving_from_cache.set(0)
+            log.warning("store %s reachable again: caught up with it", self.settings.store)
         if self.draining:  # a SIGTERM arrived while loading: stay not ready
             return
         self.ready = True
@@ -220,8 +241,59 @@ class ModelManager:
             ))  # fmt: skip
         else:
             log.warning("ready, but no model is served (none in the store, or all failed)")
-        if self.settings.model_control_mode == "poll":
+        if self.settings.model_control_mode == "poll" and follows_a_store(self.settings):
             self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    async def _serve_cache(self) -> bool:
+        """Serves every verified copy in the cache of the models to load at start-up; True
+        (and ready) when at least one serves. The newest version of a model answers requests
+        naming none, until the store is back and its version policy decides again."""
+        if not self.settings.store_is_remote or not follows_a_store(self.settings):
+            return False  # a local store is read in place: there is no cache of it
+        wanted = frozenset(self.settings.models) if self.settings.models else None
+        cache_dir = Path(self.settings.cache_dir)
+        scan = await self._in_loader(lambda: verified_cache(cache_dir, wanted))
+        for problem in scan.problems:
+            log.warning("cached copy not served: %s", problem)
+        names = self._loaded_at_start(sorted({c.name for c in scan.versions}))
+        tables: dict[str, dict[int, ServedVersion]] = {}
+        for copy in scan.versions:
+            if copy.name not in names:
+                continue
+            with contextlib.suppress(Exception):  # logged and marked FAILED like any load
+                served = await self._load_version(
+                    copy.name, copy.version, opener=partial(self._open_copy, copy)
+                )
+                tables.setdefault(copy.name, {})[copy.version] = served
+        for name, table in tables.items():
+            self._known.add(name)
+            self._publish(name, table, plan(table, VersionPolicy(), {}))
+            self._outcomes[name] = ""
+        for missing in set(self.settings.models) - tables.keys():
+            self._outcomes[missing] = "the store is unreachable and the cache has no copy of it"
+        if not tables:
+            return False
+        self.metrics.serving_from_cache.set(1)
+        self.ready = not self.draining
+        log.warning(
+            "store %s unreachable at start-up: serving from the verified cache %s (%s) until "
+            "it answers", self.settings.store, cache_dir, ", ".join(
+                f"{n} v{','.join(map(str, sorted(t)))}" for n, t in sorted(tables.items())
+            ),
+        )  # fmt: skip
+        return True
+
+    def _open_copy(self, copy: CachedVersion) -> tuple[Manifest, ModelConfig, OnnxModel]:
+        """Loader thread: a verified cached copy, with the config published inside it."""
+        config = version_config(copy.directory, copy.manifest) or ModelConfig()
+        return self._open_verified(copy.manifest, copy.directory, config)
+
+    def _loaded_at_start(self, names: list[str]) -> list[str]:
+        """Explicit mode loads only what INDUCTIVE_MODELS lists (as Triton's explicit mode loads
+        only its --load-model list); the rest waits for the repository API."""
+        if self._explicit and not self.settings.models:
+            return []
+        return names
 
     async def _model_names(self) -> list[str]:
         names = await self._in_loader(self._store.list_models)
@@ -238,7 +310,7 @@ class ModelManager:
             names = [n for n in names if n in self.settings.models]
             for missing in set(self.settings.models).difference(names, self._served):
                 self._outcomes[missing] = "not in the store"
-        else:
+        elif not self._explicit:  # explicit mode: what INDUCTIVE_MODELS and the API loaded
             self._to_serve = set(names)
         self._known.update(names)
         return list(names)
@@ -255,6 +327,12 @@ class ModelManager:
                 self.metrics.store_poll_failures.inc()
                 log.warning("store poll failed: %s", exc)
                 continue
+            # A model the repository API loaded beyond INDUCTIVE_MODELS is not this poll's.
+            watched = [
+                n for n in self._served if not self.settings.models or n in self.settings.models
+            ]
+            for name in self._removals.update(names, watched):
+                await self._remove(name)
             for name in names:
                 try:
                     await self.sync(name, retry_failed=False, raise_store_errors=True)
@@ -311,6 +389,27 @@ class ModelManager:
                 if v not in ready:
                     self._spawn(self._unload(old, "replaced by the version policy"))
             return errors
+
+    async def _remove(self, name: str) -> None:
+        """Unloads a model gone from the store for its grace period (removal.py); what its
+        versions have queued is answered first, new requests get 404."""
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            gone_for = self._removals.missing_for(name) or 0.0
+            self._removals.forget(name)
+            current = self._served.get(name, {})
+            if not current:
+                return
+            self._publish(name, {}, None)
+            self._set_shadows(name, current.values(), None)
+            self._outcomes[name] = "removed from the store"
+            self.metrics.models_removed.labels(name).inc()
+            log.warning(
+                "model %s: gone from the store for %.1f s (INDUCTIVE_REMOVAL_GRACE_S=%g): "
+                "unloading v%s", name, gone_for, self.settings.removal_grace_s,
+                ",".join(map(str, sorted(current))),
+            )  # fmt: skip
+            for served in current.values():
+                self._spawn(self._unload(served, "removed from the store"))
 
     def _why_no_version_ready(self, name: str, desired: list[int]) -> str:
         if not desired:
@@ -387,11 +486,18 @@ class ModelManager:
             routing.mirror.share if routing.mirror else 0.0,
         )
 
-    async def _load_version(self, name: str, version: int) -> ServedVersion:
+    async def _load_version(
+        self,
+        name: str,
+        version: int,
+        opener: Callable[[], tuple[Manifest, ModelConfig, OnnxModel]] | None = None,
+    ) -> ServedVersion:
         self._set_status(name, version, State.LOADING)
         started = time.perf_counter()
         try:
-            manifest, config, model = await self._in_loader(lambda: self._open(name, version))
+            manifest, config, model = await self._in_loader(
+                opener or (lambda: self._open(name, version))
+            )
         except StoreUnavailableError as exc:
             # The store went away mid-load: nothing is wrong with the version, so it is not
             # FAILED (which polling retries only slowly) but UNAVAILABLE, retried next poll.
@@ -421,6 +527,13 @@ class ModelManager:
         directory = Path(self._store.materialize(name, version, self.settings.cache_dir))
         # The config published with the version; versions from before that use the model's.
         config = version_config(directory, manifest) or self._store.config(name)
+        return self._open_verified(manifest, directory, config)
+
+    def _open_verified(
+        self, manifest: Manifest, directory: Path, config: ModelConfig
+    ) -> tuple[Manifest, ModelConfig, OnnxModel]:
+        """Loader thread: open the session of a verified copy and warm it up."""
+        assert self._choice is not None
         model = load_model(directory, manifest, self.settings, self._choice)
         sig = self._signature(manifest, config)
         layout = Layout(sig, config.ragged_inputs)
@@ -486,7 +599,7 @@ class ModelManager:
             raise NotFoundError(f"model '{name}' is not in the store") from None
         except Exception as exc:
             raise UnavailableError(f"cannot read model '{name}' from the store: {exc}") from None
-        if name in self._served and not self.settings.models:
+        if name in self._served and (self._explicit or not self.settings.models):
             self._to_serve.add(name)  # explicit mode: what the repository API loaded
         if errors:
             served = ", ".join(f"v{v}" for v in self.served_versions(name)) or "nothing"
@@ -505,7 +618,7 @@ class ModelManager:
             self._publish(name, {}, None)
             self._set_shadows(name, current.values(), None)
             self._outcomes[name] = "unloaded through the repository API"
-            if not self.settings.models:
+            if self._explicit or not self.settings.models:
                 self._to_serve.discard(name)
             await asyncio.gather(*(self._unload(s, "unloaded") for s in current.values()))
 

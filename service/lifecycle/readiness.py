@@ -9,7 +9,9 @@ keeps its model ready. By INDUCTIVE_READY_REQUIRES the server is ready when
 - `any`: at least one model is.
 
 Never while nothing is served (an empty store, every model failed), while start-up is still
-loading, or once a SIGTERM has started the drain.
+loading, or once a SIGTERM has started the drain; except in explicit mode before anything was
+asked for: a server told to load nothing serves what it was told (Triton answers ready there too),
+and its repository API, reached through the same load balancer, must be callable.
 
 A model that first appears in the store after start-up does not make a ready server unready
 while its first load runs: every replica polls the same store at about the same time, and a
@@ -54,6 +56,7 @@ def assess(
     to_serve: Collection[str],
     served: Collection[str],
     outcomes: Mapping[str, str],
+    nothing_asked_is_ready: bool = False,
 ) -> Readiness:
     """`outcomes` holds, per model, why its last load gave it no READY version ("" when it did);
     a model to serve that is not in it has its first load still running."""
@@ -66,6 +69,8 @@ def assess(
     }
     failed = [name for name, why in not_ready.items() if why != FIRST_LOAD]
     if not served:
+        if not to_serve and nothing_asked_is_ready:
+            return Readiness(True)
         if not to_serve:
             return Readiness(False, "no model to serve: none in the store, or all unloaded")
         return Readiness(False, "no model is served", not_ready)

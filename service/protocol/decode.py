@@ -57,6 +57,8 @@ class InferRequest:
     # Every input came from the binary section: the JSON header alone decided its structure
     # (what request_plans.py caches).
     all_binary: bool = False
+    # Triton's `priority`: 0 = none; 1 is the most urgent level (service/batching/batcher.py).
+    priority: int = 0
 
 
 def decode_request(body: bytes, header_length: int | None, *, max_elements: int) -> InferRequest:
@@ -145,6 +147,7 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
         timeout_s=_timeout(raw_params.get("timeout")),
         parameters={k: v for k, v in raw_params.items() if k not in _RESERVED_PARAMETERS},
         all_binary=all_binary,
+        priority=_priority(raw_params.get("priority")),
     )
 
 
@@ -296,6 +299,15 @@ def _requested_outputs(raw: object) -> list[RequestedOutput] | None:
             raise BadRequestError(f"output '{item['name']}': classification must be an integer ≥ 0")
         outputs.append(RequestedOutput(item["name"], binary, k))
     return outputs
+
+
+def _priority(raw: object) -> int:
+    """Triton's `priority` parameter: an unsigned level, 1 the most urgent; 0 or absent: none."""
+    if raw is None:
+        return 0
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw < 2**64:
+        raise BadRequestError("parameter 'priority' must be an integer ≥ 0 (1 is the highest)")
+    return raw
 
 
 def _timeout(raw: object) -> float | None:

@@ -45,6 +45,7 @@ class RequestPlan:
     outputs: list[RequestedOutput] | None
     binary_output: bool
     timeout_s: float | None
+    priority: int
     parameters: dict[str, Any]
     samples: int
     key: tuple[object, ...]
@@ -63,6 +64,7 @@ class RequestPlan:
             timeout_s=self.timeout_s,
             parameters=self.parameters,
             all_binary=True,
+            priority=self.priority,
         )
 
 
@@ -130,6 +132,7 @@ class RequestPlans:
             outputs=request.outputs,
             binary_output=request.binary_output,
             timeout_s=request.timeout_s,
+            priority=request.priority,
             parameters=request.parameters,
             samples=samples,
             key=batch_key(request.inputs, self._layout),

@@ -56,6 +56,15 @@ def _cuda_serves(device_id: int) -> bool:
         ort.set_default_logger_severity(2)
 
 
+def tensorrt_options(settings: Settings) -> dict[str, Any]:
+    """The TensorRT provider's options; its engine cache directory is the root under which each
+    model file gets its own (service/runtime/engine_cache.py)."""
+    trt: dict[str, Any] = {"device_id": settings.cuda_device_id}
+    if settings.trt_engine_cache:
+        trt |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": settings.trt_engine_cache}
+    return trt
+
+
 def choose_providers(settings: Settings) -> ProviderChoice:
     wanted = settings.providers
     cuda_opts = {"device_id": settings.cuda_device_id}
@@ -64,11 +73,8 @@ def choose_providers(settings: Settings) -> ProviderChoice:
     elif _cuda_serves(settings.cuda_device_id):
         cuda: ProviderList = [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
         if wanted == "tensorrt":
-            trt: dict[str, Any] = {"device_id": settings.cuda_device_id}
-            if settings.trt_engine_cache:
-                trt |= {"trt_engine_cache_enable": True,
-                        "trt_engine_cache_path": settings.trt_engine_cache}  # fmt: skip
-            choice = ProviderChoice("tensorrt", [("TensorrtExecutionProvider", trt), *cuda], True)
+            trt = ("TensorrtExecutionProvider", tensorrt_options(settings))
+            choice = ProviderChoice("tensorrt", [trt, *cuda], True)
         else:
             choice = ProviderChoice("cuda", cuda, on_gpu=True)
     elif wanted in ("cuda", "tensorrt"):

@@ -17,6 +17,7 @@ from model_store import UnsafeModelError
 from model_store.onnx_files import check_external_data
 from model_store.schema import Manifest
 from service.model_io.datatypes import NUMPY_DTYPES
+from service.runtime.engine_cache import file_sha256, version_providers
 from service.runtime.providers import ProviderChoice
 from service.settings import Settings
 
@@ -152,8 +153,9 @@ def load_model(
     if not path.resolve().is_relative_to(version_dir.resolve()):
         raise UnsafeModelError(f"model file {path.name!r} is outside the version directory")
     check_external_data(path, version_dir)
+    providers = version_providers(choice, file_sha256(manifest, file))
     session = ort.InferenceSession(
-        str(path), sess_options=session_options(settings), providers=choice.providers
+        str(path), sess_options=session_options(settings), providers=providers
     )
     promised = {t.name: NUMPY_DTYPES[t.datatype] for t in manifest.outputs}
     return OnnxModel(session, choice, settings.io_binding, promised, _precision_of(manifest, file))

@@ -27,7 +27,11 @@ PLAIN_FILES = (
     "secrets/admin-token.yaml",
     "secrets/s3-credentials.yaml",
     "kserve/inferenceservice.yaml",
+    "kserve/servingruntime.yaml",
+    "kserve/inferenceservice-storage.yaml",
 )
+# Fields of KServe's ModelSpec (predictor.model) that are not core/v1 Container fields.
+MODEL_SPEC_FIELDS = {"modelFormat", "runtime", "protocolVersion", "storageUri", "storage"}
 
 Obj = dict[str, Any]
 
@@ -87,8 +91,35 @@ def pod_spec(obj: Obj) -> Obj | None:
     if kind == "CronJob":
         return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     if kind == "InferenceService":
-        return obj["spec"]["predictor"]
+        predictor = obj["spec"]["predictor"]
+        return runtime_pod(predictor) if "model" in predictor else predictor
     return None
+
+
+def serving_runtime(name: str) -> Obj:
+    """The ClusterServingRuntime of k8s/kserve with that name."""
+    return one(load_plain("kserve/servingruntime.yaml"), "ClusterServingRuntime", name)
+
+
+def runtime_pod(predictor: Obj) -> Obj:
+    """The pod KServe runs for a predictor with a `model`: its runtime's container, with the
+    model's own container fields on top (KServe merges them so), plus the predictor's pod
+    fields. The storage initializer KServe adds is KServe's, not ours."""
+    model = predictor["model"]
+    runtime = serving_runtime(model["runtime"])["spec"]
+    (container,) = runtime["containers"]
+    merged = dict(container)
+    for key, value in model.items():
+        if key in MODEL_SPEC_FIELDS:
+            continue
+        if key == "env":  # merged by name, the model's value winning
+            names = {v["name"] for v in value}
+            value = [v for v in container.get("env", []) if v["name"] not in names] + value
+        merged[key] = value
+    pod = {k: v for k, v in predictor.items() if k != "model"}
+    pod["containers"] = [merged]
+    pod["volumes"] = runtime.get("volumes", []) + predictor.get("volumes", [])
+    return pod
 
 
 def workloads() -> Iterator[tuple[str, Obj, Obj]]:

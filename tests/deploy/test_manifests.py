@@ -26,6 +26,7 @@ from tests.deploy.helpers import (
     one,
     pod_spec,
     render,
+    serving_runtime,
     workloads,
 )
 
@@ -34,7 +35,18 @@ CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("serving.kserve.io/v1beta1", "InferenceService"),
+    ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
 }
+# The fields of KServe's ServingRuntimeSpec (ServingRuntimePodSpec inlined), of a supported
+# model format, and the protocol versions it knows (its CRD, serving.kserve.io v1alpha1).
+SERVING_RUNTIME_FIELDS = {
+    "supportedModelFormats", "multiModel", "disabled", "protocolVersions", "builtInAdapter",
+    "grpcEndpoint", "grpcDataEndpoint", "httpDataEndpoint", "replicas", "storageHelper",
+    "containers", "volumes", "nodeSelector", "affinity", "tolerations", "labels", "annotations",
+    "imagePullSecrets", "schedulerName", "hostIPC", "hostNetwork", "dnsPolicy", "workerSpec",
+}  # fmt: skip
+MODEL_FORMAT_FIELDS = {"name", "version", "autoSelect", "priority"}
+PROTOCOL_VERSIONS = {"v1", "v2", "grpc-v1", "grpc-v2"}
 
 
 @pytest.mark.parametrize("build", BUILDS)
@@ -85,6 +97,37 @@ def _check_custom(obj: Obj) -> None:
                     assert rule["annotations"]["summary"]
                     assert rule["annotations"]["description"]
                     assert re.fullmatch(r"\d+[smh]", rule.get("for", "0s"))
+    elif kind == "ClusterServingRuntime":
+        assert set(spec) <= SERVING_RUNTIME_FIELDS, set(spec) - SERVING_RUNTIME_FIELDS
+        for fmt in spec["supportedModelFormats"]:
+            assert set(fmt) <= MODEL_FORMAT_FIELDS, fmt
+            assert isinstance(fmt["name"], str)
+            assert isinstance(fmt.get("autoSelect", False), bool)
+            assert isinstance(fmt.get("priority", 1), int)
+        assert set(spec["protocolVersions"]) <= PROTOCOL_VERSIONS
+        assert all(isinstance(v, str) for v in spec.get("annotations", {}).values())
+        (container,) = spec["containers"]
+        assert container["name"] == "kserve-container"
+        # Its containers and volumes are core/v1 ones: validate them as a Pod's.
+        _validate({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-runtime"},
+            "spec": {"containers": spec["containers"], "volumes": spec.get("volumes", [])},
+        })  # fmt: skip
+    elif kind == "InferenceService" and "model" in spec["predictor"]:
+        model = spec["predictor"]["model"]
+        runtime = serving_runtime(model["runtime"])["spec"]
+        formats = {f["name"] for f in runtime["supportedModelFormats"]}
+        assert model["modelFormat"]["name"] in formats
+        assert model["protocolVersion"] in runtime["protocolVersions"]
+        assert re.fullmatch(r"(s3|gs|pvc|hf|oci|https?)://\S+", model["storageUri"])
+        # What KServe runs: the runtime's container with the model's fields on top.
+        pod = pod_spec(obj)
+        assert pod is not None
+        replicas = ("minReplicas", "maxReplicas")
+        _validate({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-predictor"},
+            "spec": {k: v for k, v in pod.items() if k not in replicas},
+        })  # fmt: skip
     elif kind == "InferenceService":
         predictor = spec["predictor"]
         (container,) = predictor["containers"]

@@ -29,6 +29,7 @@ def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
         "INDUCTIVE_ADMIN_TOKEN": ADMIN_TOKEN,
         "INDUCTIVE_API_KEYS": ",".join(API_KEYS),
         "INDUCTIVE_MODEL_CONTROL_MODE": "explicit",
+        "INDUCTIVE_MODELS": "add",  # explicit mode loads only what is listed
         "INDUCTIVE_LOG_LEVEL": "debug",
         "INDUCTIVE_LOG_FORMAT": "json",
     }

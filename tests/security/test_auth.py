@@ -68,6 +68,7 @@ def test_tokens_never_reach_the_logs(store: Path, tmp_path: Path) -> None:
         "INDUCTIVE_ADMIN_TOKEN": ADMIN_TOKEN,
         "INDUCTIVE_API_KEYS": ",".join(API_KEYS),
         "INDUCTIVE_MODEL_CONTROL_MODE": "explicit",
+        "INDUCTIVE_MODELS": "add",  # explicit mode loads only what is listed
         "INDUCTIVE_LOG_LEVEL": "debug",
     }
     for log_format in ("json", "text"):

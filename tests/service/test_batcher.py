@@ -473,3 +473,44 @@ async def test_a_window_timer_firing_early_is_armed_again(runner: FakeRunner) ->
     await clock.advance(0.0006)  # the timer armed for the rest fires
     assert request.result()["y"].tolist() == [[2, 2]]
     await b.close()
+
+
+@run_async
+async def test_a_request_with_a_priority_level_is_dequeued_first(runner: FakeRunner) -> None:
+    """While a batch computes: requests without a level keep their arrival order; one with a
+    level goes ahead of them, 1 ahead of 2, equal levels in arrival order (Triton's priority)."""
+    clock = FakeClock()
+    b = _batcher(runner, clock, max_batch_size=1, max_queue_delay_s=0.0)
+    b.start()
+    runner.gate.clear()
+    first = b.submit(_x([0, 0]), 1)
+    await settle()  # the first batch holds the worker
+    order = [(10, 0), (11, 0), (12, 2), (13, 1), (14, 2), (15, 0), (16, 1)]
+    tickets = {value: b.submit(_x([value, value]), 1, priority=level) for value, level in order}
+    runner.gate.set()
+    await settle()
+    assert first.done()
+    assert all(t.done() for t in tickets.values())
+    served = [int(batch["x"][0, 0]) for batch in runner.batches[1:]]
+    assert served == [13, 16, 12, 14, 10, 11, 15]
+    await b.close()
+
+
+@run_async
+async def test_a_priority_request_joins_the_next_batch_with_the_compatible_ones(
+    runner: FakeRunner,
+) -> None:
+    clock = FakeClock()
+    b = _batcher(runner, clock, max_batch_size=3, max_queue_delay_s=0.0)
+    b.start()
+    runner.gate.clear()
+    b.submit(_x([0, 0]), 1)
+    await settle()
+    for value in (1, 2, 3, 4):
+        b.submit(_x([value, value]), 1)
+    b.submit(_x([9, 9]), 1, priority=1)
+    assert b.depth == 5
+    runner.gate.set()
+    await settle()
+    assert [batch["x"][:, 0].tolist() for batch in runner.batches[1:]] == [[9, 1, 2], [3, 4]]
+    await b.close()

@@ -135,11 +135,12 @@ def test_metadata_health_and_server(
     assert meta["versions"] == ["1"]
     assert {i["name"]: i["shape"] for i in meta["inputs"]} == {"x": [-1, -1, 2], "lengths": [-1]}
     server_meta = client.get_server_metadata()
-    assert set(server_meta["extensions"]) >= {
+    assert set(server_meta["extensions"]) == {
         "binary_tensor_data",
         "classification",
         "model_repository",
-        "schedule_policy",
+        "schedule_policy",  # timeout and priority: tests/service/test_priority.py
+        "statistics",
     }
     config = httpx.get(f"{server.url}/v2/models/add/config").json()
     assert config["max_batch_size"] == 32

@@ -122,9 +122,82 @@ def test_hot_reload_under_load_fails_no_request(tmp_path: Path) -> None:
 def explicit_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
     store = tmp_path / "store"
     publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
-    env = {"INDUCTIVE_MODEL_CONTROL_MODE": "explicit", "INDUCTIVE_ADMIN_TOKEN": ADMIN}
+    # Explicit mode loads only what INDUCTIVE_MODELS lists; the repository API does the rest.
+    env = {
+        "INDUCTIVE_MODEL_CONTROL_MODE": "explicit",
+        "INDUCTIVE_ADMIN_TOKEN": ADMIN,
+        "INDUCTIVE_MODELS": "add",
+    }
     with running_server(store, tmp_path, env) as server:
         yield server, store
+
+
+def test_a_model_removed_from_the_store_is_unloaded_after_its_grace(tmp_path: Path) -> None:
+    """Deleted while a long batch of it computes: the batch is answered, the model serves
+    through its grace period, then it is unloaded, logged and counted; the other model stays."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = tmp_path / "store"
+    config = ModelConfig(batching=BatchingConfig(max_batch_size=64, max_queue_delay_ms=0))
+    publish(store, "slow", models.slow_model(tmp_path, width=1024, depth=768), config=config)
+    publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
+    grace = 1.0
+    env = {"INDUCTIVE_POLL_INTERVAL_S": "0.1", "INDUCTIVE_REMOVAL_GRACE_S": str(grace)}
+    with running_server(store, tmp_path, env) as server, ThreadPoolExecutor(4) as pool:
+
+        def slow(samples: int) -> httpx.Response:
+            x = np.ones((samples, 1024), np.float32)
+            body = {"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                                "data": x.ravel().tolist()}]}  # fmt: skip
+            return httpx.post(f"{server.url}/v2/models/slow/infer", json=body, timeout=120)
+
+        def queued() -> float:
+            key = 'inductive_inference_queue_duration_seconds_count{model="slow",version="1"}'
+            return server.metrics().get(key, 0.0)
+
+        in_flight = [pool.submit(slow, 64)]
+        _wait_for(lambda: queued() >= 1)  # the first batch is computing
+        in_flight += [pool.submit(slow, 64) for _ in range(3)]  # seconds of work queued
+        shutil.rmtree(store / "slow")
+        deleted = time.monotonic()
+        _wait_for(lambda: "model slow: gone from the store for" in server.log(), timeout=30)
+        assert time.monotonic() - deleted >= grace, "unloaded before its grace period"
+        assert not all(f.done() for f in in_flight), "nothing was in flight at the unloading"
+        for future in in_flight:
+            response = future.result()
+            assert response.status_code == 200, response.text
+        refused = slow(1)
+        assert refused.status_code == 404
+        assert "'slow' is not loaded" in refused.json()["error"]
+        metrics = server.metrics()
+        assert metrics['inductive_models_removed_total{model="slow"}'] == 1
+        assert "model slow: gone from the store for" in server.log()
+        assert "model slow v1 unloaded (removed from the store)" in server.log()
+        with httpx.Client() as client:
+            assert _infer(client, server.url, np.ones((1, 4), np.float32))[0] == 1
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+
+
+def test_explicit_mode_loads_nothing_until_asked(tmp_path: Path) -> None:
+    """Explicit mode without INDUCTIVE_MODELS loads no model at start-up (Triton's explicit
+    mode): the store's models are known, none is loaded, and the repository API loads one."""
+    store = tmp_path / "store"
+    publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
+    publish(store, "other", models.add_model(tmp_path, offset=OFFSETS[2], name="other"))
+    env = {"INDUCTIVE_MODEL_CONTROL_MODE": "explicit", "INDUCTIVE_ADMIN_TOKEN": ADMIN}
+    with running_server(store, tmp_path, env) as server, httpx.Client() as client:
+        x = np.ones((1, 4), np.float32)
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+        assert _admin(server, "/index").json() == [{"name": "add"}, {"name": "other"}]
+        status, message = _infer(client, server.url, x)
+        assert status == -404
+        assert "'add' is not loaded" in str(message)
+        assert not [k for k in server.metrics() if k.startswith("inductive_model_state{")]
+        assert "ready in" not in server.log(), "a model was loaded at start-up"
+        assert _admin(server, "/models/add/load").status_code == 200
+        assert _infer(client, server.url, x)[0] == 1
+        assert set(_index(server)) == {("add", "1"), ("other", "")}
 
 
 def test_failed_versions_never_replace_the_working_one(
@@ -183,10 +256,9 @@ def test_repository_api_auth_and_unload(explicit_server: tuple[ServerProcess, Pa
     assert status == -404
     assert "not loaded" in str(message)
     assert _index(server)[("add", "1")]["state"] == "UNAVAILABLE"
-    # Explicit mode: the repository API decides what to serve, and now nothing is served.
-    unready = httpx.get(f"{server.url}/v2/health/ready")
-    assert unready.status_code == 503
-    assert unready.json()["reason"].startswith("no model to serve")
+    # Explicit mode: the repository API decides what to serve, and now nothing is asked for:
+    # ready, as Triton is (the repository API behind the same load balancer stays callable).
+    assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
     assert _admin(server, "/models/add/load").status_code == 200
     with httpx.Client() as client:
         assert _infer(client, server.url, np.ones((1, 4), np.float32))[0] == 1
@@ -242,7 +314,8 @@ def test_store_gone_while_polling_keeps_serving(tmp_path: Path) -> None:
 
 def test_a_model_deleted_from_the_store_keeps_serving(tmp_path: Path) -> None:
     """The store is there but the model's directory is gone: not an outage, and the loaded
-    version keeps serving (unloading is an explicit decision, not a side effect of a listing)."""
+    version keeps serving through the removal grace period (60 s by default; the unloading
+    after it is test_a_model_removed_from_the_store_is_unloaded_after_its_grace)."""
     import shutil
 
     store = tmp_path / "store"

@@ -42,6 +42,16 @@ def test_nothing_served_is_never_ready() -> None:
         assert failed.not_ready == {"a": "v1 FAILED: boom"}
 
 
+def test_explicit_mode_with_nothing_asked_for_is_ready() -> None:
+    """Explicit mode serves what it is asked to: nothing yet is ready (as Triton); a model that
+    was asked for and failed still counts."""
+    assert _assess(nothing_asked_is_ready=True).ready
+    failed = _assess(nothing_asked_is_ready=True, to_serve={"a"}, outcomes={"a": "v1 FAILED"})
+    assert not failed.ready
+    assert not _assess(nothing_asked_is_ready=True, started=False).ready
+    assert not _assess(nothing_asked_is_ready=True, draining=True).ready
+
+
 def test_all_needs_every_model_to_serve_any_needs_one() -> None:
     state = {
         "to_serve": {"a", "b"}, "served": {"a"}, "outcomes": {"a": "", "b": "not in the store"},

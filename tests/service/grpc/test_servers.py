@@ -76,6 +76,7 @@ def test_api_keys_and_the_repository_over_grpc(tmp_path: Path) -> None:
         "INDUCTIVE_API_KEYS": "key-a,key-b",
         "INDUCTIVE_ADMIN_TOKEN": "admin-secret",
         "INDUCTIVE_MODEL_CONTROL_MODE": "explicit",
+        "INDUCTIVE_MODELS": "add",  # explicit mode loads only what is listed
     }
     with running_server(store, tmp_path, env) as server:
         c = client(server)
