@@ -3,6 +3,7 @@ ONNX Runtime receives; TensorRT itself needs a GPU, see tests/gpu)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from model_store.schema import FileEntry, Manifest, Producer, TensorSpec
@@ -21,7 +22,7 @@ def _tensorrt_choice(cache: Path | None) -> ProviderChoice:
     return ProviderChoice("tensorrt", [trt, CUDA, "CPUExecutionProvider"], on_gpu=True)
 
 
-def _trt_options(providers: list[object]) -> dict[str, object]:
+def _trt_options(providers: Sequence[object]) -> dict[str, object]:
     (options,) = [p[1] for p in providers if isinstance(p, tuple) and p[0].startswith("Tensorrt")]
     return options
 

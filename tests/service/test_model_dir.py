@@ -217,6 +217,6 @@ def test_model_dir_settings_go_together() -> None:
     assert Settings(model_dir="/mnt/models", model_name="m").model_name == "m"
     for bad in ({"model_dir": "/mnt/models"}, {"model_name": "m"}):
         with pytest.raises(ValidationError, match="model_dir and model_name go together"):
-            Settings(**bad)
+            Settings.model_validate(bad)
     with pytest.raises(ValidationError, match="the directory serves one model, 'm'"):
         Settings(model_dir="/mnt/models", model_name="m", models="m,other")
