@@ -6,7 +6,6 @@ import argparse
 import ast
 import logging
 import shlex
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -111,6 +110,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_options(args: argparse.Namespace) -> list[str]:
+    """The options that reproduce this compare run, spelled out in full (defaults included)."""
+    options = ["--seeds", ",".join(map(str, args.seeds)), "--datasets", *args.datasets]
+    options += ["--archs", *args.archs]
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value is not None:
+            options += [flag, str(value)]
+    options += ["--lr", str(args.lr), "--patience", str(args.patience), "--out", args.out]
+    return options
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     plan = ComparePlan(
         datasets=tuple(args.datasets),
@@ -123,7 +133,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     provenance = Provenance(
-        command="python -m training " + shlex.join(args.argv),
+        command="python -m training compare " + shlex.join(_compare_options(args)),
         started_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         machine=machine_description(),
         note=args.note,
@@ -214,7 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # the report records its command
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

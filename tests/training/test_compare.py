@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.training.helpers import tiny_images, tiny_sequences
-from training.cli import main
+from training.cli import build_parser, main
 from training.compare import ComparePlan, run_compare
 from training.trainer import TrainConfig
 
@@ -49,7 +51,10 @@ def test_cli_writes_the_report_for_a_tiny_real_run(tmp_path: Path) -> None:
     assert main(argv) == 0
 
     md = (out / "compare.md").read_text()
-    assert f"Reproduce: `python -m training {' '.join(argv)}`" in md
+    # The command the report records parses back to the same run.
+    (recorded,) = re.findall(r"Reproduce: `python -m training (.*)`", md)
+    again, first = build_parser().parse_args(shlex.split(recorded)), build_parser().parse_args(argv)
+    assert vars(again) == vars(first)
     assert "| japanese_vowels | gru |" in md
     assert "| japanese_vowels | lstm |" in md
     headline = md.split("## Headline")[1].split("## Every")[0]
