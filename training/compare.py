@@ -41,7 +41,7 @@ VAL_FRACTION = 0.1
 
 # Demo-scale epochs: enough for each dataset's models to be told apart, small enough for the
 # whole grid × 3 seeds to finish on two shared CPU cores. `--epochs` overrides them all.
-DEFAULT_EPOCHS = {"mnist": 2, "mnist1d": 5, "japanese_vowels": 20}
+DEFAULT_EPOCHS = {"mnist": 5, "mnist1d": 15, "japanese_vowels": 40}
 # JapaneseVowels has 270 training sequences: at batch 64 an epoch is only four steps.
 DEFAULT_BATCH_SIZE = {"japanese_vowels": 32}
 
