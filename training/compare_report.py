@@ -188,5 +188,5 @@ def machine_description() -> str:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return (
         f"{platform.machine()}, {os.cpu_count()} CPUs (load average {load} at the start), "
-        f"torch {torch.__version__} on {torch.get_num_threads()} threads"
+        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s)"
     )
