@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import shlex
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from model_store import open_store
 from training.augment import random_affine
-from training.compare import DATASETS, compare
+from training.compare import DATASETS, DEFAULT_EPOCHS, ComparePlan, default_archs, run_compare
+from training.compare_report import Provenance, machine_description, write_report
 from training.data import load_dataset
 from training.pipeline import CHECKPOINT_FILE, package, train_model
 from training.publish import publish_run
@@ -107,11 +110,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_options(args: argparse.Namespace) -> list[str]:
+    """The options that reproduce this compare run, spelled out in full (defaults included)."""
+    options = ["--seeds", ",".join(map(str, args.seeds)), "--datasets", *args.datasets]
+    options += ["--archs", *args.archs]
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value is not None:
+            options += [flag, str(value)]
+    options += ["--lr", str(args.lr), "--patience", str(args.patience), "--out", args.out]
+    return options
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    compare(out_dir, _train_config(args), tuple(args.datasets))
-    log.info("wrote %s and %s", out_dir / "compare.md", out_dir / "compare.png")
+    plan = ComparePlan(
+        datasets=tuple(args.datasets),
+        archs=tuple(args.archs),
+        seeds=tuple(args.seeds),
+        base_config=TrainConfig(
+            lr=args.lr, patience=args.patience, device=args.device, progress=False
+        ),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+    )
+    provenance = Provenance(
+        command="python -m training compare " + shlex.join(_compare_options(args)),
+        started_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=machine_description(),
+        note=args.note,
+    )
+    try:
+        outcome = run_compare(plan)
+    except ValueError as error:
+        raise SystemExit(f"compare: {error}") from None
+    for path in write_report(Path(args.out), plan, outcome, provenance):
+        log.info("wrote %s", path)
     return 0
 
 
@@ -123,6 +155,16 @@ def _add_train_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--patience", type=int, default=5, help="early-stopping patience")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda…")
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers like 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: a seed is repeated")
+    return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,10 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="retrain models already present")
     demo.set_defaults(func=cmd_demo)
 
-    cmp = sub.add_parser("compare", help="every architecture on every dataset it fits")
-    _add_train_options(cmp, epochs=15)
+    cmp = sub.add_parser("compare", help="every architecture on every dataset it fits, over seeds")
+    cmp.add_argument(
+        "--seeds", type=_seeds, default=(0, 1, 2), help="comma-separated, e.g. 0,1,2 (default)"
+    )
     cmp.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    cmp.add_argument("--out", default=str(RUNS_DIR / "compare"), help="where the table and plot go")
+    cmp.add_argument(
+        "--archs", nargs="+", default=list(default_archs()), choices=default_archs(),
+        help="registered models (default all); each runs on the datasets of its input kind",
+    )  # fmt: skip
+    cmp.add_argument(
+        "--epochs", type=int, help=f"at most, every dataset (default per dataset: {DEFAULT_EPOCHS})"
+    )
+    cmp.add_argument("--batch-size", type=int, help="default 64 (32 on japanese_vowels)")
+    cmp.add_argument("--lr", type=float, default=2e-3)
+    cmp.add_argument("--patience", type=int, default=5, help="early-stopping patience")
+    cmp.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda…")
+    cmp.add_argument(
+        "--note", default="", help="a line for the report (e.g. how loaded the host was)"
+    )
+    cmp.add_argument("--out", default=str(RUNS_DIR / "compare"), help="where the report goes")
     cmp.set_defaults(func=cmd_compare)
     return parser
 

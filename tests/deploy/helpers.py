@@ -17,13 +17,12 @@ K8S = REPO / "k8s"
 DOCKERFILE = REPO / "Dockerfile"
 
 # Every kustomization a user applies (k8s/README.md), rendered as `kubectl kustomize` would.
-BUILDS = ("overlays/cpu", "overlays/gpu", "overlays/s3", "training", "monitoring")
+BUILDS = ("overlays/cpu", "overlays/gpu", "overlays/s3", "monitoring")
 SERVING_BUILDS = ("overlays/cpu", "overlays/gpu", "overlays/s3")
 # The Dockerfile target whose image each serving build runs.
 SERVE_TARGETS = {"overlays/cpu": "serve-cpu", "overlays/gpu": "serve", "overlays/s3": "serve"}
 # Files applied or created as they are, outside any kustomize build.
 PLAIN_FILES = (
-    "training/retrain-once.yaml",
     "secrets/admin-token.yaml",
     "secrets/s3-credentials.yaml",
     "kserve/inferenceservice.yaml",

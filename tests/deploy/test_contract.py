@@ -66,8 +66,12 @@ def test_other_variables_are_ones_the_libraries_read() -> None:
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION",
         "PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "HOME", "CUDA_CACHE_PATH",
     }  # fmt: skip
+    # The retraining's settings are read by its script (k8s/training/retrain.sh).
+    script = (K8S / "training" / "retrain.sh").read_text()
+    read_by_script = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", script))
     other = {name for _, name in _env_names() if not name.startswith(ENV_PREFIX)}
-    assert other <= known, other - known
+    assert other <= known | read_by_script, other - known - read_by_script
+    assert {"RETRAIN_MODELS", "GC_KEEP"} <= other & read_by_script
 
 
 @pytest.mark.parametrize("build", SERVING_BUILDS)
@@ -172,33 +176,20 @@ def test_alerts_and_dashboard_use_exported_metrics() -> None:
     assert used > 20
 
 
-def test_training_commands_parse() -> None:
-    """The CronJob's and the one-off Job's arguments are accepted by the training CLI, name a
-    registered architecture and dataset, and publish to the store the server reads."""
+@pytest.mark.parametrize("build", SERVING_BUILDS)
+def test_seed_job_fills_the_store_the_retraining_keeps_up(build: str) -> None:
+    """The one-off template's arguments are accepted by the training CLI and publish the demo
+    models to the retraining's store; the scheduled retraining names exactly those models."""
     from training.cli import DEMO_MODELS, build_parser
-    from training.compare import DATASETS
-    from training.models import list_models
 
-    store = configmap_data(render("training"), "inductive-training")["INDUCTIVE_STORE"]
-    parser = build_parser()
-    cron = one(render("training"), "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    (job,) = load_plain("training/retrain-once.yaml")
-    commands = [
-        cron["containers"][0]["args"],
-        job["spec"]["template"]["spec"]["containers"][0]["args"],
-    ]
-    for args in commands:
-        # Kubernetes expands $(VAR) from the container's environment before exec.
-        expanded = [a.replace("$(INDUCTIVE_STORE)", store) for a in args]
-        assert "$(" not in " ".join(expanded)
-        ns = parser.parse_args(expanded)
-        if ns.command == "train":
-            assert ns.arch in list_models()
-            assert ns.dataset in DATASETS
-            assert ns.publish == store
-            # Retraining publishes a new version of a model the server already serves.
-            assert ns.name in {d.name for d in DEMO_MODELS}
-            assert ns.out.startswith("/tmp/"), "the root filesystem is read-only"
-        else:
-            assert ns.command == "demo"
-            assert ns.store == store
+    objs = render(build)
+    settings = configmap_data(objs, "inductive-training")
+    seed = one(objs, "CronJob", "inductive-seed-models")
+    (container,) = seed["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    # Kubernetes expands $(VAR) from the container's environment before exec.
+    args = [a.replace("$(INDUCTIVE_STORE)", settings["INDUCTIVE_STORE"]) for a in container["args"]]
+    assert "$(" not in " ".join(args)
+    ns = build_parser().parse_args(args)
+    assert ns.command == "demo"
+    assert ns.store == settings["INDUCTIVE_STORE"]
+    assert settings["RETRAIN_MODELS"].split() == [d.name for d in DEMO_MODELS]

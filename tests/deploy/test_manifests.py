@@ -239,7 +239,9 @@ def test_selectors_match_the_server_pods(build: str) -> None:
         "Deployment": deployment["spec"]["selector"]["matchLabels"],
         "Service": one(objs, "Service")["spec"]["selector"],
         "PodDisruptionBudget": one(objs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
-        "NetworkPolicy": one(objs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+        "NetworkPolicy": one(objs, "NetworkPolicy", "inductive")["spec"]["podSelector"][
+            "matchLabels"
+        ],
     }
     for kind, selector in selectors.items():
         assert selector, f"{kind}: an empty selector would select every pod"
@@ -252,7 +254,9 @@ def test_selectors_match_the_server_pods(build: str) -> None:
     }
     assert hpa["minReplicas"] >= 2, "one replica left cannot honour the PodDisruptionBudget"
     netpol_ports = {
-        p["port"] for r in one(objs, "NetworkPolicy")["spec"]["ingress"] for p in r["ports"]
+        p["port"]
+        for r in one(objs, "NetworkPolicy", "inductive")["spec"]["ingress"]
+        for p in r["ports"]
     }
     assert netpol_ports == {8000, 8001}
     monitor = one(render("monitoring"), "ServiceMonitor")["spec"]
@@ -264,7 +268,7 @@ def test_selectors_match_the_server_pods(build: str) -> None:
     assert service["metadata"]["namespace"] in monitor["namespaceSelector"]["matchNames"]
 
 
-@pytest.mark.parametrize("build", [*SERVING_BUILDS, "training"])
+@pytest.mark.parametrize("build", SERVING_BUILDS)
 def test_references_resolve(build: str) -> None:
     """Every ConfigMap, Secret, volume, claim and ServiceAccount a pod names exists: in the build,
     or (Secrets) in the templates of k8s/secrets/ that users create once."""
@@ -319,7 +323,7 @@ def test_gpu_overlay_asks_for_a_gpu() -> None:
     )
 
 
-def test_s3_overlay_and_training_share_one_store() -> None:
+def test_s3_overlay_serves_from_s3() -> None:
     objs = render("overlays/s3")
     (server,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     store = configmap_data(objs, server["envFrom"][0]["configMapRef"]["name"])["INDUCTIVE_STORE"]
@@ -329,37 +333,9 @@ def test_s3_overlay_and_training_share_one_store() -> None:
     }
     assert not [o for o in objs if o["kind"] == "PersistentVolumeClaim"]
     assert "/models" not in {m["mountPath"] for m in server["volumeMounts"]}
-    training = render("training")
-    assert configmap_data(training, "inductive-training")["INDUCTIVE_STORE"] == store
     (isvc,) = load_plain("kserve/inferenceservice.yaml")
     (container,) = isvc["spec"]["predictor"]["containers"]
     assert {e["name"]: e.get("value") for e in container["env"]}["INDUCTIVE_STORE"] == store
-
-
-def test_one_off_job_mirrors_the_cronjob() -> None:
-    cron = one(render("training"), "CronJob", "inductive-retrain")
-    (job,) = load_plain("training/retrain-once.yaml")
-    assert job["metadata"]["namespace"] == cron["metadata"]["namespace"]
-    cron_job_spec = cron["spec"]["jobTemplate"]["spec"]
-    job_spec = job["spec"]
-    assert {k: v for k, v in job_spec.items() if k != "template"} == {
-        k: v for k, v in cron_job_spec.items() if k != "template"
-    }
-    cron_pod, job_pod = cron_job_spec["template"]["spec"], job_spec["template"]["spec"]
-    (cron_c,), (job_c,) = cron_pod["containers"], job_pod["containers"]
-    assert {k: v for k, v in job_pod.items() if k != "containers"} == {
-        k: v for k, v in cron_pod.items() if k != "containers"
-    }
-    assert {k: v for k, v in job_c.items() if k != "args"} == {
-        k: v for k, v in cron_c.items() if k != "args"
-    }
-    assert job_c["args"] != cron_c["args"]
-
-
-def test_cronjob_never_overlaps() -> None:
-    cron = one(render("training"), "CronJob")["spec"]
-    assert cron["concurrencyPolicy"] == "Forbid"
-    assert cron["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
 def test_grafana_dashboard_is_valid_json() -> None:
@@ -374,9 +350,3 @@ def test_grafana_dashboard_is_valid_json() -> None:
         if panel["type"] != "row":
             assert panel["targets"]
             assert all(t["expr"] for t in panel["targets"])
-
-
-def test_readme_quotes_the_real_retraining_command() -> None:
-    cron = one(render("training"), "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    command = " ".join(["python -m training", *cron["containers"][0]["args"]])
-    assert command in (K8S / "README.md").read_text()
