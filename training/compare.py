@@ -3,7 +3,7 @@
 Each (dataset, architecture, seed) trains on the training split minus a validation split (10 %,
 drawn with the seed); the trainer keeps the weights of the epoch with the best validation
 accuracy, so epochs too are chosen on validation. The test split is scored once per run and
-never used to choose anything (see `training.evaluation`). The table makes the inductive biases
+never used to choose anything (see `training.selection`). The table makes the inductive biases
 visible: convolutions on images, recurrence and attention on sequences, and what each costs at
 inference time.
 """
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from training.data import Dataset, load_dataset
-from training.evaluation import SeedRun, Summary, summarise
 from training.export import cpu_session, run_onnx
 from training.models import InputKind, list_models, model_entry
 from training.pipeline import Trained, package, parameter_count, train_model
+from training.selection import SeedRun, Summary, summarise
 from training.trainer import TrainConfig, accuracy, predict
 
 log = logging.getLogger(__name__)

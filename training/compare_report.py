@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from training.compare import ComparePlan, Outcome
-from training.evaluation import Interval, Summary, best_by_validation
 from training.pipeline import describe_train_config
+from training.selection import Interval, Summary, best_by_validation
 
 MARKDOWN_FILE = "compare.md"
 JSON_FILE = "compare.json"

@@ -10,7 +10,7 @@ import pytest
 
 from training.compare import ComparePlan, Outcome
 from training.compare_report import Provenance, write_json, write_markdown
-from training.evaluation import (
+from training.selection import (
     Interval,
     SeedRun,
     Summary,
