@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from service.http.app import create_app
 from service.http.runner import run
 from service.logging import configure
+from service.observability.tracing import TracingConfigError
 from service.settings import Settings
 
 # Flag → settings field; the help text comes from the field's description.
@@ -56,7 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(f"invalid settings:\n{exc}")
     configure(settings.log_format, settings.log_level)
-    run(settings, create_app(settings))
+    try:
+        app = create_app(settings)
+    except TracingConfigError as exc:
+        sys.exit(f"invalid OpenTelemetry settings: {exc}")
+    run(settings, app)
 
 
 if __name__ == "__main__":
