@@ -163,28 +163,35 @@ class Tracing:
 
     def end_request(self, call: InferCall, span: Span, ended: float) -> None:
         """Ends the request's span at `ended`, with its queue and encode spans."""
+        if not span.is_recording():  # not sampled: nothing of it is exported
+            span.end(end_time=self._ns(ended))
+            return
+        status = call.status
+        attributes: dict[str, int] = {
+            "inference.status": status,
+            "inference.request_bytes": call.bytes_in,
+            "inference.response_bytes": call.bytes_out,
+        }
+        if call.protocol == "http":
+            attributes["http.response.status_code"] = status
         served = call.served
         if served is not None:
-            span.set_attribute("inference.model_version", served.version)
-        span.set_attribute("inference.status", call.status)
-        if call.protocol == "http":
-            span.set_attribute("http.response.status_code", call.status)
-        span.set_attribute("inference.request_bytes", call.bytes_in)
-        span.set_attribute("inference.response_bytes", call.bytes_out)
-        if call.status >= 500:
-            from opentelemetry.trace import Status, StatusCode
-
-            span.set_status(Status(StatusCode.ERROR, f"status {call.status}"))
+            attributes["inference.model_version"] = served.version
         ticket = call.ticket
         run = None if ticket is None else ticket.run
-        inside = self._in_context(span)
         if run is not None:
-            span.set_attribute("inference.batch_size", run.samples)
-            if call.queued_at is not None:
-                queued = self._tracer.start_span(
-                    "queue", context=inside, start_time=self._ns(call.queued_at)
-                )
-                queued.end(end_time=self._ns(run.started))
+            attributes["inference.batch_size"] = run.samples
+        span.set_attributes(attributes)  # one lock, where each set_attribute takes its own
+        if status >= 500:
+            from opentelemetry.trace import Status, StatusCode
+
+            span.set_status(Status(StatusCode.ERROR, f"status {status}"))
+        inside = self._in_context(span)
+        if run is not None and call.queued_at is not None:
+            queued = self._tracer.start_span(
+                "queue", context=inside, start_time=self._ns(call.queued_at)
+            )
+            queued.end(end_time=self._ns(run.started))
         if call.encode_started is not None and call.answered_at is not None:
             encoding = self._tracer.start_span(
                 "encode", context=inside, start_time=self._ns(call.encode_started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,14 +51,25 @@ class Collector:
         with self._lock:
             self.spans.extend(received)
 
-    def wait_for(self, count: int, name: str, timeout: float = 15.0) -> list[ReceivedSpan]:
-        """The spans called `name` once at least `count` have arrived."""
+    def wait_for(
+        self,
+        count: int,
+        name: str | None,
+        where: Callable[[ReceivedSpan], bool] | None = None,
+        timeout: float = 15.0,
+    ) -> list[ReceivedSpan]:
+        """The spans called `name` (any name: None) that `where` accepts, once at least `count`
+        of them have arrived or `timeout` has passed."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                named = [s for s in self.spans if s.name == name]
-            if len(named) >= count or time.monotonic() > deadline:
-                return named
+                found = [
+                    s
+                    for s in self.spans
+                    if (name is None or s.name == name) and (where is None or where(s))
+                ]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
             time.sleep(0.05)
 
 

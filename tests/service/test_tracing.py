@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
@@ -98,9 +99,14 @@ def _check_request_spans(
 ) -> dict[str, ReceivedSpan]:
     """Every request's span continues its traceparent, with what the issue lists on it; its
     queue and encode spans are its children. Returns request id → its span."""
-    infer = collector.wait_for(len(sent), "infer")
+    infer = collector.wait_for(
+        len(sent), "infer", lambda s: s.attributes.get("inference.request_id") in sent
+    )
     by_rid = {s.attributes.get("inference.request_id"): s for s in infer}
-    children = collector.wait_for(2 * len(sent), "queue") + collector.wait_for(len(sent), "encode")
+    ours = {by_rid[rid].span_id for rid in sent}
+    children = collector.wait_for(
+        2 * len(sent), None, lambda s: s.parent_span_id in ours and s.name in ("queue", "encode")
+    )
     for rid, (trace_id, parent_id) in sent.items():
         span = by_rid[rid]
         assert span.trace_id == trace_id
@@ -233,20 +239,23 @@ def test_a_request_without_traceparent_starts_a_trace_and_gets_a_request_id(
     otlp_http_server: tuple[ServerProcess, Collector, Path],
 ) -> None:
     server, collector, access_log = otlp_http_server
-    before = len(_access_lines(access_log, 0, timeout=0))
-    client = triton_http.InferenceServerClient(server.url.removeprefix("http://"))
-    try:
-        client.infer("add", http_inputs(_arrays()))
-    finally:
-        client.close()
-    lines = _access_lines(access_log, before + 1)
-    line = lines[-1]
-    assert len(line["request_id"]) == 16
-    root = [
-        s
-        for s in collector.wait_for(before + 1, "infer")
-        if s.attributes.get("inference.request_id") == line["request_id"]
-    ]
+    body = {
+        "inputs": [
+            {"name": name, "shape": [1, 4], "datatype": "FP32", "data": array.ravel().tolist()}
+            for name, array in _arrays().items()
+        ]
+    }
+    response = httpx.post(f"{server.url}/v2/models/add/infer", json=body, timeout=30)
+    assert response.status_code == 200
+    rid = response.headers["x-request-id"]  # made up by the server, for the client to quote
+    assert len(rid) == 16
+    lines = _access_lines(access_log, 1)
+    deadline = time.monotonic() + 10
+    while rid not in {x["request_id"] for x in lines} and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines = _access_lines(access_log, 1)
+    (line,) = [x for x in lines if x["request_id"] == rid]
+    root = collector.wait_for(1, "infer", lambda s: s.attributes.get("inference.request_id") == rid)
     assert len(root) == 1
     assert root[0].parent_span_id == ""
     assert root[0].trace_id == line["trace_id"]
@@ -273,11 +282,7 @@ def test_a_refused_request_is_traced_and_logged_with_its_status(
     line = lines[0]
     assert (line["model"], line["version"], line["status"]) == ("nope", None, 404)
     assert (line["queue_ms"], line["compute_ms"], line["batch_size"]) == (None, None, None)
-    spans = [s for s in collector.wait_for(1, "infer") if s.trace_id == trace_id]
-    deadline = time.monotonic() + 10
-    while not spans and time.monotonic() < deadline:
-        time.sleep(0.05)
-        spans = [s for s in collector.wait_for(1, "infer") if s.trace_id == trace_id]
+    spans = collector.wait_for(1, "infer", lambda s: s.trace_id == trace_id)
     assert len(spans) == 1
     assert spans[0].attributes["inference.status"] == 404
     assert spans[0].attributes["http.response.status_code"] == 404
