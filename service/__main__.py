@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from service.http.app import create_app
 from service.http.runner import run
 from service.logging import configure
+from service.observability.access_log import AccessLogConfigError
 from service.observability.tracing import TracingConfigError
 from service.settings import Settings
 
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
     except TracingConfigError as exc:
         sys.exit(f"invalid OpenTelemetry settings: {exc}")
+    except AccessLogConfigError as exc:
+        sys.exit(f"invalid access log settings: {exc}")
     run(settings, app)
 
 

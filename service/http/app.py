@@ -89,7 +89,7 @@ async def _start_grpc(state: AppState) -> GrpcDoor | None:
 def create_app(settings: Settings) -> HttpService:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
-    # Raises TracingConfigError when OTEL_* variables ask for what cannot be done.
+    # Raises TracingConfigError / AccessLogConfigError for what cannot be done.
     observer = build_observer(settings)
     state = AppState(settings=settings, manager=manager, metrics=metrics, observer=observer)
 

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 FLUSH_S = 0.2
 
 
+class AccessLogConfigError(Exception):
+    """The access log cannot be written where the settings say; start-up stops with this."""
+
+
 class LineWriter:
     """Lines to a file descriptor from a thread, handed over in buffers."""
 

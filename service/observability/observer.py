@@ -15,7 +15,12 @@ from random import getrandbits
 from typing import TYPE_CHECKING
 
 from service.observability import tracing
-from service.observability.access_log import AccessLog, LineWriter, trace_id_of
+from service.observability.access_log import (
+    AccessLog,
+    AccessLogConfigError,
+    LineWriter,
+    trace_id_of,
+)
 from service.observability.tracing import Tracing, start_tracing
 from service.settings import Settings
 
@@ -65,16 +70,22 @@ class Observer:
 def build_observer(
     settings: Settings, env: dict[str, str] | os._Environ[str] = os.environ
 ) -> Observer | None:
-    """The observer the settings and OTEL_* variables ask for; None when both are off."""
+    """The observer the settings and OTEL_* variables ask for; None when both are off. Raises
+    TracingConfigError or AccessLogConfigError (one line each) for what cannot be done."""
     traces = start_tracing(env)
     access_log = None
     if settings.access_log:
         path = settings.access_log_path
-        fd = (
-            sys.stdout.fileno()
-            if path == "-"
-            else os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        )
+        try:
+            fd = (
+                sys.stdout.fileno()
+                if path == "-"
+                else os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            )
+        except OSError as exc:
+            raise AccessLogConfigError(
+                f"cannot open INDUCTIVE_ACCESS_LOG_PATH {path!r}: {exc.strerror}"
+            ) from None
         access_log = AccessLog(LineWriter(fd), settings.access_log_sample_rate)
     if traces is None and access_log is None:
         return None

@@ -316,6 +316,28 @@ def test_the_console_exporter_prints_the_spans(
     assert ours["infer"]["attributes"]["inference.status"] == 200
 
 
+def test_an_access_log_path_that_cannot_be_opened_stops_start_up_with_one_line(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--port", "0"],
+        cwd=REPO_ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "INDUCTIVE_ACCESS_LOG": "true",
+            "INDUCTIVE_ACCESS_LOG_PATH": str(tmp_path / "missing" / "access.log"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("invalid access log settings: cannot open INDUCTIVE_ACCESS_LOG_PATH")
+    assert "missing" in lines[0]
+
+
 def test_bad_otel_settings_stop_start_up_with_one_line() -> None:
     for env, expected in (
         ({"OTEL_TRACES_EXPORTER": "zipkin_nope"}, "no installed package provides"),
