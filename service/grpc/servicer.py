@@ -115,7 +115,8 @@ class InferenceService:
             results = await call.enqueue(
                 request.inputs, decoded.samples, request.timeout_s, decoded.key
             )
-            call.encode_started = time.perf_counter()
+            if call.observer is not None:  # the encode span's start
+                call.encode_started = time.perf_counter()
             answer = encode_infer(request, results, served).SerializeToString()
             call.answered(results)
             call.finish(200, len(answer))

@@ -214,7 +214,8 @@ class InferExchange(Exchange):
         served = call.served
         assert served is not None
         assert request is not None
-        call.encode_started = time.perf_counter()
+        if call.observer is not None:  # the encode span's start
+            call.encode_started = time.perf_counter()
         payload, json_length = encode_response(
             request,
             results,

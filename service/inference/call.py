@@ -122,15 +122,16 @@ class InferCall:
         self.served: ServedVersion | None = None
         self.inputs: Inputs | None = None
         self.ticket: Ticket[Results] | None = None
-        self.client = client  # the peer: (host, port) from HTTP, gRPC's peer string
-        self.encode_started: float | None = None  # set by the door before it encodes
-        self.span: Span | None = None  # its trace span, while tracing is on
-        self.trace_id: str | None = None
-        self.logged = False  # the access log writes its line
         state.inflight += 1
         self._open = True
         observer = self.observer = state.observer
+        self.span: Span | None = None  # its trace span, while tracing is on
         if observer is not None:
+            # What only the observer reads: left unset (slots) when nothing observes.
+            self.client = client  # the peer: (host, port) from HTTP, gRPC's peer string
+            self.encode_started: float | None = None  # set by the door before it encodes
+            self.trace_id: str | None = None
+            self.logged = False  # the access log writes its line
             observer.begin(self, traceparent, tracestate)
 
     # --- the steps, in order -------------------------------------------------------------
