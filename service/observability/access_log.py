@@ -26,7 +26,6 @@ import os
 import random
 import threading
 import time
-from datetime import UTC, datetime
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +92,8 @@ class AccessLog:
         self._rate = sample_rate
         # perf_counter seconds → Unix seconds, for each line's `time`.
         self._epoch = time.time() - time.perf_counter()
+        self._second = -1  # the whole second `_prefix` spells
+        self._prefix = ""
 
     def sampled(self) -> bool:
         """Whether the next request is logged: decided when it starts, so that only logged
@@ -105,9 +106,7 @@ class AccessLog:
         ticket = call.ticket
         run = None if ticket is None else ticket.run
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(self._epoch + call.started, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": self._time(self._epoch + call.started),
             "request_id": call.rid,
             "trace_id": trace_id,
             "client": _address(call.client),
@@ -119,18 +118,32 @@ class AccessLog:
             "bytes_out": call.bytes_out,
             "queue_ms": None,
             "compute_ms": None,
-            "total_ms": round((ended - call.started) * 1000, 3),
+            "total_ms": _ms(ended - call.started),
             "batch_size": None,
         }
         if run is not None:
             if call.queued_at is not None:
-                entry["queue_ms"] = round(max(run.started - call.queued_at, 0.0) * 1000, 3)
-            entry["compute_ms"] = round((run.ended - run.started) * 1000, 3)
+                entry["queue_ms"] = _ms(max(run.started - call.queued_at, 0.0))
+            entry["compute_ms"] = _ms(run.ended - run.started)
             entry["batch_size"] = run.samples
         self._writer.add(orjson.dumps(entry) + b"\n")
 
+    def _time(self, unix: float) -> str:
+        """ISO 8601 in UTC to the millisecond; the date and time to the second are formatted
+        once a second (datetime's isoformat per line cost more than the rest of the line)."""
+        second = int(unix)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((unix - second) * 1000):03d}Z"
+
     def close(self) -> None:
         self._writer.close()
+
+
+def _ms(seconds: float) -> float:
+    """Milliseconds to the microsecond (a third of what round() costs)."""
+    return int(seconds * 1e6) / 1000
 
 
 def _address(client: tuple[str, int] | str | None) -> str | None:

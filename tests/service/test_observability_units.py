@@ -3,9 +3,11 @@ the trace id of a traceparent, the client address shown, and sampling's extremes
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from service.observability.access_log import AccessLog, LineWriter, _address, trace_id_of
+from service.observability.access_log import AccessLog, LineWriter, _address, _ms, trace_id_of
 from service.observability.tracing import TracingConfigError, exporter_names
 
 
@@ -75,3 +77,19 @@ def test_sampling_extremes() -> None:
         assert 4000 < half < 6000
     finally:
         writer.close()
+
+
+def test_line_times_match_datetime_to_the_millisecond() -> None:
+    log = AccessLog(LineWriter(2), 1.0)
+    try:
+        for unix in (1764583200.0, 1764583200.1234, 1764583200.9999, 1764583201.5, 1.0):
+            expected = datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds")
+            assert log._time(unix) == expected.replace("+00:00", "Z")
+    finally:
+        log.close()
+
+
+def test_milliseconds_keep_three_decimals() -> None:
+    assert _ms(0.0012041) == 1.204
+    assert _ms(1.5) == 1500.0
+    assert _ms(0.0) == 0.0
