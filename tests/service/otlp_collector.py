@@ -25,6 +25,7 @@ class ReceivedSpan:
     trace_id: str
     span_id: str
     parent_span_id: str
+    trace_state: str
     kind: int
     start_ns: int
     end_ns: int
@@ -79,6 +80,7 @@ def _received(span: Any, resource: dict[str, Any]) -> ReceivedSpan:
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
         parent_span_id=span.parent_span_id.hex(),
+        trace_state=span.trace_state,
         kind=span.kind,
         start_ns=span.start_time_unix_nano,
         end_ns=span.end_time_unix_nano,

@@ -111,6 +111,7 @@ def _check_request_spans(
         span = by_rid[rid]
         assert span.trace_id == trace_id
         assert span.parent_span_id == parent_id
+        assert span.trace_state == "vendor=1"  # the client's tracestate, carried on
         assert span.kind == SERVER_KIND
         assert span.service_name == "inductive-test"
         attributes = span.attributes
