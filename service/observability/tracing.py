@@ -120,6 +120,7 @@ class Tracing:
     """Spans of requests and batches on `provider`; event-loop thread only."""
 
     def __init__(self, provider: TracerProvider) -> None:
+        from opentelemetry.context import Context
         from opentelemetry.trace import Link, SpanKind, set_span_in_context
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -129,6 +130,9 @@ class Tracing:
         self._link = Link
         self._server = SpanKind.SERVER
         self._in_context = set_span_in_context
+        # A request without a traceparent starts a trace. Given this empty context, the SDK
+        # does not look up the task's current one (three context-variable reads per span).
+        self._root = Context()
         # perf_counter seconds → Unix nanoseconds, for the spans' explicit timestamps.
         self._epoch_ns = time.time_ns() - time.perf_counter_ns()
 
@@ -141,7 +145,7 @@ class Tracing:
         self, call: InferCall, traceparent: str | None, tracestate: str | None
     ) -> Span:
         """The request's span, continuing the client's trace when it sent a valid one."""
-        parent = None
+        parent = self._root
         if traceparent is not None:
             carrier = {"traceparent": traceparent}
             if tracestate is not None:
