@@ -53,6 +53,9 @@ def _launch(tree: Path, model: str, store: Path, extra_env: dict[str, str]) -> L
         *("--store", str(store), "--port", str(port), "--models", model),
         *("--model-control-mode", "none", "--providers", "cpu", "--intra-op-threads", "1"),
         *("--log-level", "warning"),
+        # A free port for the gRPC door: its default, 8001, may be another server's on a
+        # shared machine, and the server would not start.
+        *("--grpc-port", str(free_port())),
     ]  # fmt: skip
     env = {
         "INDUCTIVE_BATCHING": "true",
