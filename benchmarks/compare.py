@@ -4,6 +4,11 @@ request costs.
     git worktree add /tmp/before <commit>
     python -m benchmarks.compare /tmp/before . [--model cnn] [--concurrency 32] [--rounds 3]
     python -m benchmarks.compare floor .        # the floor contender against this tree
+    python -m benchmarks.compare . . --b-env INDUCTIVE_ACCESS_LOG=true   # one tree, two settings
+
+`--a-env` / `--b-env KEY=VALUE` (repeatable) add environment variables to the first or second
+server (INDUCTIVE_* settings, OTEL_* variables), so one tree can be compared with itself under
+two configurations.
 
 Each round starts the server of each tree in turn (`python -m service` run from that tree, one
 intra-op thread, pinned to core 0), warms it up, drives it with wrk from core 1 and reads every
@@ -40,7 +45,7 @@ class Sample:
     p50_ms: float
 
 
-def _launch(tree: Path, model: str, store: Path) -> Launch:
+def _launch(tree: Path, model: str, store: Path, extra_env: dict[str, str]) -> Launch:
     port = free_port()
     argv = [
         *(sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
@@ -48,20 +53,38 @@ def _launch(tree: Path, model: str, store: Path) -> Launch:
         *("--store", str(store), "--port", str(port), "--models", model),
         *("--model-control-mode", "none", "--providers", "cpu", "--intra-op-threads", "1"),
         *("--log-level", "warning"),
+        # A free port for the gRPC door: its default, 8001, may be another server's on a
+        # shared machine, and the server would not start.
+        *("--grpc-port", str(free_port())),
     ]  # fmt: skip
-    env = {"INDUCTIVE_BATCHING": "true", "INDUCTIVE_CACHE_DIR": str(WORK_DIR / "cache")}
+    env = {
+        "INDUCTIVE_BATCHING": "true",
+        "INDUCTIVE_CACHE_DIR": str(WORK_DIR / "cache"),
+        **extra_env,
+    }
     return Launch(argv, port, ready_path=f"/v2/models/{model}/ready", env=env)
 
 
 _FLOOR = Path("floor")  # in place of a tree: contenders/floor_uvloop.py
 
 
-def measure(tree: Path, args: argparse.Namespace, files: list[Path], workload: Workload) -> Sample:
-    log_path = WORK_DIR / "logs" / f"compare-{tree.name or 'tree'}.log"
+@dataclass(frozen=True)
+class Side:
+    """One of the two servers compared: a tree (or the floor) and the environment it runs with."""
+
+    letter: str  # A or B
+    label: str
+    tree: Path
+    env: dict[str, str]
+
+
+def measure(side: Side, args: argparse.Namespace, files: list[Path], workload: Workload) -> Sample:
+    tree = side.tree
+    log_path = WORK_DIR / "logs" / f"compare-{side.letter}.log"
     if tree == _FLOOR:
         launch = launch_for(CONTENDERS["floor"], workload, args.store, WORK_DIR)
     else:
-        launch = _launch(tree, args.model, args.store)
+        launch = _launch(tree, args.model, args.store, side.env)
     with serve(launch, core=0, log_path=log_path) as running:
         url = running.url + workload.path
         run_wrk(url, files, connections=args.concurrency, duration_s=3, core=1)  # warm-up
@@ -88,34 +111,56 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    parser.add_argument(
+        "--a-env", action="append", default=[], metavar="KEY=VALUE", help="for the first server"
+    )
+    parser.add_argument(
+        "--b-env", action="append", default=[], metavar="KEY=VALUE", help="for the second server"
+    )
     args = parser.parse_args(argv)
-    trees = [tree if tree == _FLOOR else tree.resolve() for tree in args.trees]
+    sides = [
+        _side(letter, tree, pairs)
+        for letter, tree, pairs in zip("AB", args.trees, (args.a_env, args.b_env), strict=True)
+    ]
     workload = load_workload(args.store, args.model, WORK_DIR / "cache")
     files = write_requests(workload, "binary", WORK_DIR / "requests")
-    samples: dict[Path, list[Sample]] = {tree: [] for tree in trees}
+    samples: dict[str, list[Sample]] = {side.label: [] for side in sides}
     for round_number in range(1, args.rounds + 1):
-        for tree in trees:
-            sample = measure(tree, args, files, workload)
-            samples[tree].append(sample)
+        for side in sides:
+            sample = measure(side, args, files, workload)
+            samples[side.label].append(sample)
             print(
-                f"round {round_number} {tree}: {sample.throughput:,.0f} req/s, event loop "
+                f"round {round_number} {side.label}: {sample.throughput:,.0f} req/s, event loop "
                 f"{sample.loop_us:.1f} µs/request, other threads {sample.other_us:.1f}, "
                 f"p50 {sample.p50_ms:.2f} ms",
                 flush=True,
             )
     print(f"\n`{args.model}`, binary, c={args.concurrency}, {args.rounds} rounds; {cpu_model()}")
     print(f"load average {os.getloadavg()[0]:.2f}\n")
-    print("| tree | req/s | event loop µs/request | other threads µs/request | p50 ms |")
+    print("| server | req/s | event loop µs/request | other threads µs/request | p50 ms |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for tree, rows in samples.items():
+    for label, rows in samples.items():
         medians = [
             statistics.median(getattr(s, field) for s in rows)
             for field in ("throughput", "loop_us", "other_us", "p50_ms")
         ]
         print(
-            f"| {tree} | {medians[0]:,.0f} | {medians[1]:.1f} | {medians[2]:.1f} "
+            f"| {label} | {medians[0]:,.0f} | {medians[1]:.1f} | {medians[2]:.1f} "
             f"| {medians[3]:.2f} |"
         )
+
+
+def _side(letter: str, tree: Path, pairs: list[str]) -> Side:
+    env = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise SystemExit(f"--{letter.lower()}-env takes KEY=VALUE, not {pair!r}")
+        env[key] = value
+    if tree != _FLOOR:
+        tree = tree.resolve()
+    described = " ".join([str(tree), *pairs])
+    return Side(letter, f"{letter} ({described})", tree, env)
 
 
 if __name__ == "__main__":

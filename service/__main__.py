@@ -19,6 +19,8 @@ from model_store.backends.plain import PlainDirectoryError, check_model_dir
 from service.http.app import create_app
 from service.http.runner import run
 from service.logging import configure
+from service.observability.access_log import AccessLogConfigError
+from service.observability.tracing import TracingConfigError
 from service.settings import Settings
 
 # Flag → settings field; the help text comes from the field's description.
@@ -74,7 +76,13 @@ def main(argv: list[str] | None = None) -> None:
         except PlainDirectoryError as exc:
             sys.exit(f"cannot serve {exc}")
     configure(settings.log_format, settings.log_level)
-    run(settings, create_app(settings))
+    try:
+        app = create_app(settings)
+    except TracingConfigError as exc:
+        sys.exit(f"invalid OpenTelemetry settings: {exc}")
+    except AccessLogConfigError as exc:
+        sys.exit(f"invalid access log settings: {exc}")
+    run(settings, app)
 
 
 if __name__ == "__main__":

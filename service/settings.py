@@ -314,6 +314,22 @@ class Settings(BaseSettings):
     # --- logs -----------------------------------------------------------------------------
     log_format: Literal["json", "text"] = Field(default="json", description="json lines or text.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    access_log: bool = Field(
+        default=False,
+        description="One JSON line per inference request (HTTP and gRPC): time, request and "
+        "trace ids, client, protocol, model, version, status, bytes in and out, queue, compute "
+        "and total ms, batch size.",
+    )
+    access_log_sample_rate: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of inference requests the access log writes a line for (1 = all).",
+    )
+    access_log_path: str = Field(
+        default="-",
+        description="Where access log lines go: - for standard output, else a file appended to.",
+    )
 
     @field_validator("models", "cors_origins", "api_keys", mode="before")
     @classmethod

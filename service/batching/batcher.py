@@ -40,6 +40,7 @@ from typing import Protocol
 import numpy as np
 
 from service.batching.assemble import Layout, assemble, batch_key, split
+from service.batching.run import BatchRun
 from service.batching.ticket import Ticket
 from service.batching.worker import Worker
 from service.errors import (
@@ -51,6 +52,7 @@ from service.errors import (
     UnavailableError,
 )
 from service.metrics import VersionMetrics
+from service.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class Pending:
     ticket: Ticket[Result]
     enqueued: float
     started: bool = False
+    trace: object | None = None  # the request's span, when tracing is on
 
 
 @dataclass(slots=True, eq=False)
@@ -196,9 +199,11 @@ class Batcher:
         timeout_s: float | None = None,
         key: tuple[object, ...] | None = None,
         priority: int = 0,
+        trace: object | None = None,
     ) -> Ticket[Result]:
         """Queues a validated request; its ticket resolves with that request's outputs. `key`
-        is its `batch_key`, when the caller has it already; `priority` its level (0: none)."""
+        is its `batch_key`, when the caller has it already; `priority` its level (0: none);
+        `trace` its span, which the span of the batch it runs in links to."""
         self.check_capacity()
         loop = self._loop
         assert loop is not None, "Batcher.start() was not called"
@@ -210,7 +215,7 @@ class Batcher:
         pending: Pending
         if priority:
             leveled = LeveledPending(
-                inputs, samples, key, Ticket(), self._clock.now(), priority=priority
+                inputs, samples, key, Ticket(), self._clock.now(), trace=trace, priority=priority
             )
             self._insert_by_level(leveled)
             pending = leveled
@@ -221,6 +226,7 @@ class Batcher:
                 key=key,
                 ticket=Ticket(),
                 enqueued=self._clock.now(),
+                trace=trace,
             )
             self._queue.append(pending)
         if timeout is not None:
@@ -368,31 +374,42 @@ class Batcher:
         assert self._worker is not None
         start = self._clock.now()
         observe = self._metrics.queue_seconds.observe
+        samples = 0
         for p in batch:
             p.started = True
+            samples += p.samples
             observe(start - p.enqueued)
+        run = BatchRun(time.perf_counter(), samples, len(batch))
         self._busy = True
-        self._worker.submit(partial(self._compute, batch), partial(self._finished, batch))
+        self._worker.submit(partial(self._compute, batch), partial(self._finished, batch, run))
 
     def _finished(
-        self, batch: list[Pending], outcome: _Outcome | None, error: BaseException | None
+        self,
+        batch: list[Pending],
+        run: BatchRun,
+        outcome: _Outcome | None,
+        error: BaseException | None,
     ) -> None:
         """Event loop, when the worker is done with `batch`: the next batch starts first (the
         worker is idle until it does), then every request gets its answer."""
+        run.ended = time.perf_counter()
         self._busy = False
         self._dispatch()
+        tracer = tracing.batch_tracer  # None unless tracing is on: one global read per batch
+        if tracer is not None:
+            tracer.record_batch(self.label, run, [p.trace for p in batch])
         if error is not None:  # a bug in assembling, not the model: fail this batch only
             log.error("batch of %s failed outside the model", self.label, exc_info=error)
-            self._fail(batch, error)
+            self._fail(batch, error, run)
             return
         assert outcome is not None
         try:
-            self._deliver(batch, outcome)
+            self._deliver(batch, outcome, run)
         except Exception as exc:
             log.exception("batcher of %s failed to deliver a batch", self.label)
-            self._fail(batch, exc)
+            self._fail(batch, exc, run)
 
-    def _deliver(self, batch: list[Pending], outcome: _Outcome) -> None:
+    def _deliver(self, batch: list[Pending], outcome: _Outcome, batch_run: BatchRun) -> None:
         metrics = self._metrics
         for run in outcome.executions:
             metrics.compute_seconds.observe(run.input_s + run.infer_s + run.output_s)
@@ -405,14 +422,16 @@ class Batcher:
         for p, result in zip(batch, outcome.results, strict=True):
             if p.ticket.done():  # the client went away; its neighbours are unaffected
                 continue
+            p.ticket.run = batch_run
             if isinstance(result, BaseException):
                 p.ticket.set_exception(_as_service_error(result, self.label))
             else:
                 p.ticket.set_result(result)
 
-    def _fail(self, batch: list[Pending], exc: BaseException) -> None:
+    def _fail(self, batch: list[Pending], exc: BaseException, run: BatchRun | None = None) -> None:
         for p in batch:
             if not p.ticket.done():
+                p.ticket.run = run
                 p.ticket.set_exception(_as_service_error(exc, self.label))
 
     # --- the worker thread ---------------------------------------------------------------

@@ -16,6 +16,8 @@ from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from service.batching.run import BatchRun
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -25,10 +27,11 @@ _PENDING, _DONE, _CANCELLED = "pending", "done", "cancelled"
 class Ticket(Generic[T]):
     """Resolved once, by `set_result`, `set_exception` or `cancel`; event-loop thread only."""
 
-    __slots__ = ("_callbacks", "_error", "_result", "_state")
+    __slots__ = ("_callbacks", "_error", "_result", "_state", "run")
 
     def __init__(self) -> None:
         self._state = _PENDING
+        self.run: BatchRun | None = None  # the batch that answered it (set by the batcher)
         self._result: T | None = None
         self._error: BaseException | None = None
         self._callbacks: list[Callable[[Ticket[T]], None]] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, TypeAlias
 
 import grpc
@@ -52,6 +53,18 @@ def _authorization(context: Context) -> str | None:
     return None
 
 
+# Metadata the observer reads: W3C trace context and the client's request id.
+_OBSERVED = frozenset({"traceparent", "tracestate", "x-request-id"})
+
+
+def _observed_metadata(context: Context) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if key in _OBSERVED:
+            found[key] = value if isinstance(value, str) else value.decode("latin-1")
+    return found
+
+
 def _version(text: str) -> int | None:
     """The protocol's empty version string means the version served by default."""
     return parse_version(text) if text else None
@@ -74,9 +87,24 @@ class InferenceService:
                 raise BadRequestError(f"the ModelInferRequest does not parse: {exc}") from None
             if not message.model_name:
                 raise BadRequestError("model_name is empty")
-            call = InferCall(
-                state, message.model_name, message.model_version or None, "grpc", authorization
-            )
+            if state.observer is None:
+                call = InferCall(
+                    state, message.model_name, message.model_version or None, "grpc", authorization
+                )
+            else:  # tracing or the access log is on: what they read from the metadata
+                seen = _observed_metadata(context)
+                call = InferCall(
+                    state,
+                    message.model_name,
+                    message.model_version or None,
+                    "grpc",
+                    authorization,
+                    (seen.get("x-request-id") or message.id)[:128] or None,
+                    context.peer(),
+                    seen.get("traceparent"),
+                    seen.get("tracestate"),
+                )
+            call.bytes_in = len(data)
             call.admit()
             served = call.resolve()
             decoded = decode_infer(message, served, state.settings.max_tensor_elements)
@@ -87,6 +115,8 @@ class InferenceService:
             results = await call.enqueue(
                 request.inputs, decoded.samples, request.timeout_s, decoded.key, request.priority
             )
+            if call.observer is not None:  # the encode span's start
+                call.encode_started = time.perf_counter()
             answer = encode_infer(request, results, served).SerializeToString()
             call.answered(results, request.id)
             call.finish(200, len(answer))

@@ -30,6 +30,7 @@ from service.http.service import HttpService
 from service.http.state import AppState
 from service.lifecycle.manager import ModelManager
 from service.metrics import Metrics
+from service.observability.observer import build_observer
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ async def _start_grpc(state: AppState) -> GrpcDoor | None:
 def create_app(settings: Settings) -> HttpService:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
-    state = AppState(settings=settings, manager=manager, metrics=metrics)
+    # Raises TracingConfigError / AccessLogConfigError for what cannot be done.
+    observer = build_observer(settings)
+    state = AppState(settings=settings, manager=manager, metrics=metrics, observer=observer)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -105,6 +108,8 @@ def create_app(settings: Settings) -> HttpService:
                 # The drain (the HTTP service's drain) has already waited for the calls in flight.
                 await grpc_door.stop(settings.shutdown_grace_s)
             await manager.close()
+            if observer is not None:  # the last lines and spans, after the last request
+                observer.close()
 
     api = FastAPI(
         title="Inductive",

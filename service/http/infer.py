@@ -12,6 +12,7 @@ straight to the connection when its ticket resolves.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -55,13 +56,15 @@ class HeaderFacts:
     header_length: int | None = None  # Inference-Header-Content-Length
     authorization: str | None = None
     rid: str | None = None  # X-Request-ID
+    traceparent: str | None = None  # W3C trace context, read by tracing and the access log
+    tracestate: str | None = None
     echo: tuple[tuple[bytes, bytes], ...] = ()  # response headers they decide: request id, CORS
     error: str | None = None  # a header the request is refused for
 
 
 def read_headers(headers: Iterable[tuple[bytes, bytes]], cors: Cors | None) -> HeaderFacts:
     header_length = None
-    authorization = rid = origin = None
+    authorization = rid = origin = traceparent = tracestate = None
     error = None
     for key, value in headers:
         if key == b"inference-header-content-length":
@@ -75,12 +78,16 @@ def read_headers(headers: Iterable[tuple[bytes, bytes]], cors: Cors | None) -> H
             rid = value.decode("latin-1")[:128]
         elif key == b"origin":
             origin = value.decode("latin-1")
+        elif key == b"traceparent":
+            traceparent = value.decode("latin-1")
+        elif key == b"tracestate":
+            tracestate = value.decode("latin-1")
     echo: tuple[tuple[bytes, bytes], ...] = ()
     if rid is not None:
         echo = ((b"x-request-id", rid.encode("latin-1")),)
     if cors is not None and origin is not None:
         echo += cors.response_headers(origin)
-    return HeaderFacts(header_length, authorization, rid, echo, error)
+    return HeaderFacts(header_length, authorization, rid, traceparent, tracestate, echo, error)
 
 
 class InferExchange(Exchange):
@@ -103,7 +110,15 @@ class InferExchange(Exchange):
         self.chunks: list[bytes] = []
         self.request: InferRequest | None = None
         call = self.call = InferCall(
-            conn.service.state, name, version_text, "http", facts.authorization, facts.rid
+            conn.service.state,
+            name,
+            version_text,
+            "http",
+            facts.authorization,
+            facts.rid,
+            conn.client,
+            facts.traceparent,
+            facts.tracestate,
         )
         # Refused on its headers alone: answered in its turn, its body read and dropped (the
         # connection stays usable), none of it kept.
@@ -201,6 +216,8 @@ class InferExchange(Exchange):
         served = call.served
         assert served is not None
         assert request is not None
+        if call.observer is not None:  # the encode span's start
+            call.encode_started = time.perf_counter()
         payload, json_length = encode_response(
             request,
             results,
@@ -216,6 +233,8 @@ class InferExchange(Exchange):
         ]
         if json_length is not None:
             headers.append((b"inference-header-content-length", str(json_length).encode()))
+        if call.rid is not None and self.facts.rid is None:  # one the access log gave it
+            headers.append((b"x-request-id", call.rid.encode("latin-1")))
         return 200, headers, payload
 
     def _refuse(self, exc: BaseException) -> Response:

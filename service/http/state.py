@@ -1,4 +1,5 @@
-"""What every route shares: settings, the model manager, metrics and the in-flight count."""
+"""What every route shares: settings, the model manager, metrics, the in-flight count and the
+observer of inference requests (traces, access log)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 
 from service.lifecycle.manager import ModelManager
 from service.metrics import Metrics
+from service.observability.observer import Observer
 from service.settings import Settings
 
 
@@ -15,3 +17,4 @@ class AppState:
     manager: ModelManager
     metrics: Metrics
     inflight: int = 0  # inference requests between their head and their response
+    observer: Observer | None = None  # traces and the access log, when either is on

@@ -19,7 +19,10 @@ the body and encoding the answer are the door's (JSON and binary tensors for HTT
 gRPC), so a request from either door can share a batch with the other's.
 
 The call keeps what an access log or a trace needs: when it started, was queued and was
-answered, its status, bytes in and out, the door it came by, the served version.
+answered, its status, bytes in and out, the door it came by, the served version, the client's
+address and trace context. When tracing or the access log is on (`state.observer`, service/
+observability/), the observer sees the call begin (its span opens) and end (the span closes,
+the line is written); off, each costs one `is None` test.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,6 +47,9 @@ from service.lifecycle.served import ServedVersion
 from service.logging import request_id
 from service.protocol.version import parse_version
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
 log = logging.getLogger("service.inference")
 
 Inputs = dict[str, np.ndarray]
@@ -54,6 +61,9 @@ _REJECT_REASONS = {
     408: "bad_request", 413: "too_large", 503: "not_ready",
 }  # fmt: skip
 _OUTCOMES = {400: "bad_request", 503: "unavailable"}
+# The status of a request whose client went away before its answer (nginx's convention), as
+# its trace and access log line show it.
+CLIENT_GONE = 499
 
 
 class InferCall:
@@ -66,16 +76,22 @@ class InferCall:
         "authorization",
         "bytes_in",
         "bytes_out",
+        "client",
+        "encode_started",
         "inputs",
+        "logged",
         "name",
+        "observer",
         "protocol",
         "queued_at",
         "rid",
         "served",
+        "span",
         "started",
         "state",
         "status",
         "ticket",
+        "trace_id",
         "version_text",
     )  # fmt: skip
 
@@ -87,6 +103,9 @@ class InferCall:
         protocol: str,
         authorization: str | None = None,
         rid: str | None = None,
+        client: tuple[str, int] | str | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> None:
         self.state = state
         self.name = name
@@ -105,6 +124,15 @@ class InferCall:
         self.ticket: Ticket[Results] | None = None
         state.inflight += 1
         self._open = True
+        observer = self.observer = state.observer
+        self.span: Span | None = None  # its trace span, while tracing is on
+        if observer is not None:
+            # What only the observer reads: left unset (slots) when nothing observes.
+            self.client = client  # the peer: (host, port) from HTTP, gRPC's peer string
+            self.encode_started: float | None = None  # set by the door before it encodes
+            self.trace_id: str | None = None
+            self.logged = False  # the access log writes its line
+            observer.begin(self, traceparent, tracestate)
 
     # --- the steps, in order -------------------------------------------------------------
 
@@ -147,7 +175,7 @@ class InferCall:
         assert served is not None, "resolve() comes first"
         self.inputs = inputs
         ticket = self.ticket = served.batcher.submit(
-            inputs, samples, timeout_s, key=key, priority=priority
+            inputs, samples, timeout_s, key=key, priority=priority, trace=self.span
         )
         self.queued_at = time.perf_counter()
         if served.shadow is not None:  # a canary's candidate runs a share of it too
@@ -201,6 +229,8 @@ class InferCall:
             self.status = status
             self.bytes_out = bytes_out
             self.state.inflight -= 1
+            if self.observer is not None:
+                self.observer.end(self)
 
     def abandon(self) -> None:
         """The client went away: a queued request is dropped from its batcher's queue (the
@@ -210,7 +240,10 @@ class InferCall:
             ticket.cancel()
         if self._open:
             self._open = False
+            self.status = CLIENT_GONE
             self.state.inflight -= 1
+            if self.observer is not None:
+                self.observer.end(self)
 
     def _log(
         self, level: int, message: str, *args: object, exc: BaseException | None = None

@@ -24,6 +24,7 @@ import pytest
 
 from benchmarks.bodies import decode_response, json_body, write_requests
 from benchmarks.closedloop import LoadError, LoadResult, parse_wrk_output
+from benchmarks.compare import Side
 from benchmarks.compare import measure as compare_measure
 from benchmarks.config import BenchConfig
 from benchmarks.contenders import CONTENDERS, launch_for
@@ -153,7 +154,7 @@ def test_compare_measures_a_tree_or_the_floor(side: str, tiny_store: Path, tmp_p
     files = write_requests(workload, "binary", tmp_path / "requests")
     args = argparse.Namespace(model="add", store=tiny_store, concurrency=4, seconds=1.0)
     tree = Path("floor") if side == "floor" else Path(__file__).resolve().parents[2]
-    sample = compare_measure(tree, args, files, workload)
+    sample = compare_measure(Side("A", "A", tree, {}), args, files, workload)
     assert sample.throughput > 0
     assert sample.loop_us > 0
     assert sample.p50_ms > 0
