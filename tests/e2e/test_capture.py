@@ -154,19 +154,27 @@ def test_the_rate_and_size_bounds_hold_in_a_real_server(tmp_path: Path) -> None:
     second shard stops the capture."""
     one = build_shard("clf", 1, "x", None, [
         Captured(None, {"x": np.ones((5, 4), np.float32)},  # type: ignore[arg-type]
-                 {"logits": np.ones((5, 3), np.float32)}, "r000", 0.0, 5, 0)
+                 {"logits": np.ones((5, 3), np.float32)}, "r0000", 0.0, 5, 0)
     ])  # fmt: skip
     uri = tmp_path / "captures"
     env = capture_env(str(uri), {}, max_samples_per_s=5, shard_samples=5,
                       max_bytes=len(one) * 3 // 2)  # fmt: skip
     x = [tensor("x", np.ones((1, 4), np.float32))]
+    sent = 0
     with running_server(build_store(tmp_path), tmp_path, env) as server:
         started = time.monotonic()
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            for i in range(300):
-                infer(client, "clf", x, f"r{i:03d}")
+            # Until the second shard hits the size bound (how long that takes is the machine's
+            # business: 10 samples at 5 a second), then 20 more that find the capture stopped.
+            while metric(server, "inductive_capture_stopped") == 0:
+                assert time.monotonic() - started < 60, "the size bound never stopped the capture"
+                for _ in range(20):
+                    infer(client, "clf", x, f"r{sent:04d}")
+                    sent += 1
+            for _ in range(20):
+                infer(client, "clf", x, f"r{sent:04d}")
+                sent += 1
         elapsed = time.monotonic() - started
-        eventually(lambda: metric(server, "inductive_capture_stopped") == 1, "the size bound")
         labels = {"model": "clf", "version": "1"}
         queued, limited, stopped = (
             metric(server, "inductive_capture_requests_total", **labels, outcome=outcome)
@@ -175,9 +183,9 @@ def test_the_rate_and_size_bounds_hold_in_a_real_server(tmp_path: Path) -> None:
         log = server.log()
 
     assert limited > 0
-    assert stopped > 0
     assert queued <= 5 * (elapsed + 1) + 1  # a second's worth at once, then 5 a second
-    assert queued + limited + stopped == 300  # every request answered (infer checks the 200)
+    assert stopped >= 20
+    assert queued + limited + stopped == sent  # every request answered (infer checks the 200)
     assert [p.stat().st_size for p in uri.iterdir()] == [len(one)]
     assert log.count("capture stopped") == 1
 
