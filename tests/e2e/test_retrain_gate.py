@@ -7,20 +7,26 @@ with `python -m training label`, is training data for a retrain."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
+from benchmarks.lifecycle_e2e import LoadPool, gate_steps, run_steps, summarise
 from model_store import open_store
 from model_store.prefix import open_prefix
+from model_store.schema import VersionPolicy
 from model_store.shards import read_shard
 from tests.e2e.test_canary import eventually
 from tests.e2e.test_capture import capture_env, metric
+from tests.model_store.seaweed import SeaweedS3
 from tests.service.helpers import REPO_ROOT, running_server
 from tests.training.gate_data import TRAIN_ARGS, helpful_shard, images, put, rule, write_base
 from training.cli import main
@@ -224,3 +230,56 @@ def test_captured_traffic_labelled_is_training_data(store_uri: str, tmp_path: Pa
     v2 = open_store(store_uri).manifest(MODEL, 2).extra
     assert v2["dataset_fingerprint"]["shards"] == digests
     assert v2["gate"]["challenger_accuracy"] > v2["gate"]["champion_accuracy"]
+
+
+def two_logits(doc: dict[str, Any]) -> str | None:
+    data = (doc.get("outputs") or [{}])[0].get("data")
+    return None if isinstance(data, list) and len(data) == 2 else f"bad outputs {doc}"
+
+
+def test_the_gate_under_load_fails_no_request(
+    store_uri: str, seaweed_server: SeaweedS3 | None, tmp_path: Path
+) -> None:
+    """benchmarks/lifecycle_e2e.py's gate steps on the tiny model: a kept retrain, then a
+    candidate from a helpful shard through a canary to stable, under a steady load."""
+    publish_v1(store_uri, tmp_path)
+    store = open_store(store_uri)
+    store.update_config(
+        MODEL, lambda c: c.model_copy(update={"version_policy": VersionPolicy(kind="alias")})
+    )
+    store.promote(MODEL, 1)
+    data = data_uri(store_uri, tmp_path, "data")
+    put(data, "more.npz", helpful_shard())
+    x, _ = images(1, seed=50)
+    body = orjson.dumps({"inputs": [{"name": "x", "shape": [1, 1, 8, 8], "datatype": "FP32",
+                                     "data": x.ravel().tolist()}]})  # fmt: skip
+    env = {
+        **(seaweed_server.env() if seaweed_server else {}),
+        "INDUCTIVE_STORE": store_uri,
+        "INDUCTIVE_MODEL_CONTROL_MODE": "poll",
+        "INDUCTIVE_POLL_INTERVAL_S": "0.2",
+    }
+    with (
+        running_server(tmp_path / "unused", tmp_path, env) as server,
+        LoadPool(server.url, MODEL, [body], rps=50, workers=8, check=two_logits) as load,
+    ):
+        phases = run_steps(
+            load,
+            gate_steps(store_uri, data, MODEL),
+            store=store,
+            model=MODEL,
+            env=dict(os.environ),
+            log=tmp_path / "commands.log",
+            dwell_s=0.5,
+            hold_s=1.0,
+        )
+        end = time.monotonic()
+        records = load.stop()
+    result = summarise(phases, records, end)
+    assert result["total"]["failures"] == 0, result["total"]["first_failures"]
+    by_label = {p["label"]: p["stats"]["versions"] for p in result["phases"]}
+    assert set(by_label["retrain, data unchanged: champion v1 kept"]) == {"1"}
+    assert set(by_label["retrain + helpful shard: candidate v2 (held)"]) == {"1"}
+    assert {"1", "2"} == set(by_label["canary v2 at 20 %"])
+    assert store.aliases(MODEL)["stable"] == 2
+    assert max(records, key=lambda r: r.start).version == 2
