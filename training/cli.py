@@ -16,6 +16,7 @@ from model_store import StoreError, open_store
 from training.augment import random_affine
 from training.compare import DATASETS, compare
 from training.data import load_dataset
+from training.export import ParityError
 from training.label import label_shards
 from training.pipeline import CHECKPOINT_FILE, Trained, package, train_model
 from training.publish import Provenance, UnchangedArtifactError, publish_run
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("training").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         result: int = args.func(args)
-    except (StoreError, ValueError, KeyError, OSError) as exc:
+    except (StoreError, ValueError, KeyError, OSError, ParityError) as exc:
         if args.command not in ("retrain", "label"):
             raise
         # Bad input (a shard, a recipe, a store) is one line, never a traceback.
