@@ -79,6 +79,8 @@ def retrain(
     alpha: float = ALPHA,
 ) -> RetrainResult:
     """Run the gate for `name`; raises StoreError / ValueError (one line) on bad input."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"--alpha {alpha}: the test's level must lie strictly between 0 and 1")
     best = champion(store, name)
     manifest = store.manifest(name, best)
     recipe: Recipe = recipe_of_manifest(manifest.extra, f"{name} v{best}")
