@@ -11,12 +11,17 @@ For each store kind (a local directory; S3 on a SeaweedFS this script starts its
    CLI writes a config only with `add --config`) and the store's `promote` points stable at v1.
 3. `python -m service` starts in poll mode and serves v1, under a steady open-loop load
    (benchmarks/openloop.py in a thread, `--rps` requests a second) that records every request.
-4. `model_store add` publishes v2: it is held back (stable is still v1); `model_store promote`
-   makes the server switch to v2; `model_store rollback` makes it serve v1 again;
-   `model_store canary` lets v2 answer 20 % of the requests, and `model_store promote` ends the
-   canary (stable → v2).
-5. `model_store add --config` publishes v3 with a latest-version policy: the server follows.
-6. `python -m training train --publish` retrains while the server serves and publishes v4; the
+4. The retrain gate: `python -m training retrain` on unchanged data keeps the champion (exit 3,
+   nothing trained, v1 still served); `retrain --data` with a helpful shard (2,000 shifted and
+   rotated training digits, correctly labelled) passes the gate and publishes v2, held back as
+   a candidate (stable is still v1); `model_store canary` lets v2 answer 20 % of the requests
+   and `model_store promote` ends the canary (stable → v2).
+5. `model_store add` publishes v3: it is held back (stable is still v2); `model_store promote`
+   makes the server switch to v3; `model_store rollback` makes it serve v2 again;
+   `model_store canary` lets v3 answer 20 % of the requests, and `model_store promote` ends the
+   canary (stable → v3).
+6. `model_store add --config` publishes v4 with a latest-version policy: the server follows.
+7. `python -m training train --publish` retrains while the server serves and publishes v5; the
    remaining publishes (up to `--publishes`) import the trained artifacts again.
 
 Every response must be a 200 carrying `model_version`; the report gives, per phase, requests,
@@ -169,13 +174,20 @@ class LoadPool:
 @dataclass(frozen=True)
 class Step:
     """A command users run; afterwards `expect` must be served (or, if `held`, must not be).
-    `alias`: the command moves the stable alias to `expect` (else it publishes `expect`)."""
+    `alias`: the command moves the stable alias to `expect` (else it publishes `expect`).
+    `kept`: a retrain whose gate keeps the champion: it must exit 3, publish nothing, and
+    `expect` (the champion) must go on answering alone."""
 
     label: str
     command: list[str]
     expect: int
     held: bool = False
     alias: bool = False
+    kept: bool = False
+
+
+# `python -m training retrain`'s status when the champion is kept (training/README.md).
+RETRAIN_KEPT = 3
 
 
 @dataclass
@@ -200,11 +212,21 @@ def _in_store(store: ModelStore, model: str, step: Step) -> bool:
 def _run_watching(step: Step, store: ModelStore, model: str, env: dict[str, str],
                   log: Path) -> float:  # fmt: skip
     """Runs the step's command; returns when its effect first showed in the store (a trainer
-    exits seconds after it published: its exit is no measure)."""
+    exits seconds after it published: its exit is no measure), or for a kept retrain when it
+    exited 3 with the store's versions unchanged."""
     with log.open("ab") as out:
         out.write(f"$ {' '.join(step.command)}\n".encode())
         out.flush()
+        before = store.list_versions(model)
         process = subprocess.Popen(step.command, cwd=REPO_ROOT, env=env, stdout=out, stderr=out)
+        if step.kept:
+            status = process.wait()
+            if status != RETRAIN_KEPT or store.list_versions(model) != before:
+                raise RuntimeError(
+                    f"{step.label}: expected the champion kept (exit {RETRAIN_KEPT}, no new "
+                    f"version), got exit {status}; see {log}"
+                )
+            return time.monotonic()
         seen: float | None = None
         while seen is None:
             exited = process.poll() is not None
@@ -239,7 +261,13 @@ def run_steps(
         phases.append(phase)
         visible = _run_watching(step, store, model, env, log)
         phase.command_s = time.monotonic() - phase.start
-        if step.held:
+        if step.kept:
+            time.sleep(hold_s)
+            others = load.served_since(phase.start) - {step.expect}
+            if others:
+                raise AssertionError(f"{step.label}: v{sorted(others)} answered, not the champion")
+            phase.held_s = time.monotonic() - visible
+        elif step.held:
             time.sleep(hold_s)
             if step.expect in load.served_since(phase.start):
                 raise AssertionError(f"{step.label}: v{step.expect} served before its promotion")
@@ -318,31 +346,71 @@ def ten_logits(doc: dict[str, Any]) -> str | None:
 
 
 def cnn_steps(store: str, work: Path, publishes: int) -> list[Step]:
-    """The six kinds of step (held publish, promote, rollback, canary and its promote, policy
-    change, live retrain), then plain publishes of the trained artifacts until `publishes`
+    """The retrain gate (kept, then a candidate through a canary), the six kinds of step (held
+    publish, promote, rollback, canary and its promote, policy change, live retrain), then
+    plain publishes of the trained artifacts until `publishes`
     versions were added."""
     latest_config = work / "latest-config.json"
     run_a, run_b = work / "run-a" / "model.onnx", work / "run-b" / "model.onnx"
     steps = [
-        Step("publish v2 (stable=v1: held)", store_command(store, "add", MODEL, str(run_b)), 2,
+        *gate_steps(store, shards_uri(store, work)),
+        Step("publish v3 (stable=v2: held)", store_command(store, "add", MODEL, str(run_b)), 3,
              held=True),
-        Step("promote stable→v2", store_command(store, "promote", MODEL, "2"), 2, alias=True),
-        Step("rollback stable→v1", store_command(store, "rollback", MODEL), 1, alias=True),
-        Step("canary v2 at 20 %",
-             store_command(store, "canary", MODEL, "2", "--weight", "0.2"), 2),
-        Step("promote the canary (stable→v2)", store_command(store, "promote", MODEL), 2,
+        Step("promote stable→v3", store_command(store, "promote", MODEL, "3"), 3, alias=True),
+        Step("rollback stable→v2", store_command(store, "rollback", MODEL), 2, alias=True),
+        Step("canary v3 at 20 %",
+             store_command(store, "canary", MODEL, "3", "--weight", "0.2"), 3),
+        Step("promote the canary (stable→v3)", store_command(store, "promote", MODEL), 3,
              alias=True),
-        Step("publish v3 + latest policy",
-             store_command(store, "add", MODEL, str(run_b), "--config", str(latest_config)), 3),
-        Step("retrain + publish v4 (live)",
-             train_command(store, work / "run-c", epochs=1, seed=2), 4),
+        Step("publish v4 + latest policy",
+             store_command(store, "add", MODEL, str(run_b), "--config", str(latest_config)), 4),
+        Step("retrain + publish v5 (live)",
+             train_command(store, work / "run-c", epochs=1, seed=2), 5),
     ]  # fmt: skip
-    for version in range(5, publishes + 2):
+    for version in range(6, publishes + 3):
         source = run_a if version % 2 else run_b
         steps.append(
             Step(f"publish v{version}", store_command(store, "add", MODEL, str(source)), version)
         )
     return steps
+
+
+def gate_steps(store: str, shards: str, model: str = MODEL) -> list[Step]:
+    """The retrain gate under load, v1 the stable champion: unchanged data keeps it (exit 3);
+    a helpful shard publishes v2, held as a candidate; a canary, then its promotion."""
+    retrain = [*_python("-m", "training", "retrain"), "--model", model, "--store", store]
+    return [
+        Step("retrain, data unchanged: champion v1 kept", retrain, 1, kept=True),
+        Step("retrain + helpful shard: candidate v2 (held)", [*retrain, "--data", shards], 2,
+             held=True),
+        Step("canary v2 at 20 %", store_command(store, "canary", model, "2", "--weight", "0.2"),
+             2),
+        Step("promote the canary (stable→v2)", store_command(store, "promote", model), 2,
+             alias=True),
+    ]  # fmt: skip
+
+
+def shards_uri(store: str, work: Path) -> str:
+    """Where the helpful shard lives: beside the store (a directory, or an S3 prefix)."""
+    return (
+        f"{store.rsplit('/', 1)[0]}/shards" if store.startswith("s3://") else str(work / "shards")
+    )
+
+
+def write_helpful_shard(uri: str, count: int = 2000, seed: int = 3) -> None:
+    """`count` training digits, shifted, rotated and scaled a little (training/augment.py),
+    correctly labelled: new data of the kind the model serves."""
+    import torch
+
+    from model_store.prefix import open_prefix
+    from model_store.shards import write_shard
+    from training.augment import random_affine
+    from training.data import load_mnist
+
+    train = load_mnist().train
+    generator = torch.Generator().manual_seed(seed)
+    moved = random_affine(torch.from_numpy(train.x[:count]), generator).numpy()
+    open_prefix(uri).write("augmented-digits.npz", write_shard(moved, train.y[:count]))
 
 
 @contextmanager
@@ -374,6 +442,7 @@ def prepare(store: ModelStore, work: Path) -> str:
     for command in (train_command(store.uri, work / "run-a", epochs=1, seed=0),
                     train_command(None, work / "run-b", epochs=2, seed=1)):  # fmt: skip
         subprocess.run(command, cwd=REPO_ROOT, check=True)
+    write_helpful_shard(shards_uri(store.uri, work))
     config = store.config(MODEL)
     latest = config.model_copy(update={"version_policy": VersionPolicy(kind="latest")})
     (work / "latest-config.json").write_text(latest.model_dump_json(indent=2))
@@ -477,7 +546,8 @@ def render(data: dict[str, Any]) -> str:
         "moved) to the first answer computed by the version it should bring; a negative value "
         "would mean the server was faster than our store watcher (it polls every 20 ms). The "
         f"server polls every {POLL_INTERVAL_S} s. Held: the published version was not "
-        "served for that long after its publish (the stable alias still named v1). Requests "
+        "served for that long after its publish (the stable alias still named the champion); "
+        "for a kept retrain, how long after it exited 3 only the champion answered. Requests "
         "count in the phase in which they were due; under CPU contention a request due just "
         "before a phase began may be read by the server after the switch and answered by the "
         "version that phase brought. The clients check every answer: HTTP 200, `model_version`, "
@@ -491,11 +561,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lifecycle_e2e", description=__doc__)
     parser.add_argument("--store-kind", choices=("local", "s3", "both"), default="both")
     parser.add_argument("--seconds", type=float, default=30, help="load time besides the retrain")
-    parser.add_argument("--publishes", type=int, default=5, help="versions published under load")
+    parser.add_argument(
+        "--publishes",
+        type=int,
+        default=5,
+        help="versions published under load besides the gate's candidate",
+    )
     parser.add_argument("--rps", type=float, default=300, help="requests a second, all clients")
     args = parser.parse_args(argv)
     if args.publishes < 4:
-        parser.error("--publishes must be at least 4 (held, latest policy, retrain, …)")
+        parser.error("--publishes must be at least 4 (gate, held, latest policy, retrain, …)")
     kinds = ("local", "s3") if args.store_kind == "both" else (args.store_kind,)
     command = ("python -m benchmarks.lifecycle_e2e " + " ".join(argv or sys.argv[1:])).strip()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

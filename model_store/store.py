@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from model_store.backends.base import Backend
+from model_store.backends.base import Backend, Document
 from model_store.errors import (
     IntegrityError,
     InvalidReferenceError,
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # The serving config a version was published with, inside the version directory.
 VERSION_CONFIG_FILE = "config.json"
+# The model's frozen evaluation set (a shard, model_store/shards.py), beside config.json.
+EVALUATION_DOCUMENT: Document = "evaluation.npz"
 
 
 def version_config(directory: Path, manifest: Manifest) -> ModelConfig | None:
@@ -210,6 +212,30 @@ class ModelStore:
                     raise StoreError(
                         f"{key}: external data file {location!r} is not among the published files"
                     )
+
+    # -- the frozen evaluation set ------------------------------------------------------------
+
+    def evaluation_set(self, name: str) -> bytes | None:
+        """The model's frozen evaluation set (shard bytes), None when it has none yet."""
+        return self.backend.read_document(validate_model_name(name), EVALUATION_DOCUMENT)
+
+    def freeze_evaluation_set(self, name: str, data: bytes) -> bytes:
+        """Stores `data` as the model's evaluation set unless it has one; returns the stored set.
+
+        Written once: every later version is judged on the same samples, so accuracies of
+        different versions compare, whatever data the versions were trained on.
+        """
+        validate_model_name(name)
+        stored = self.backend.read_document(name, EVALUATION_DOCUMENT)
+        if stored is not None:
+            return stored
+        # A racing writer may have frozen one between the read and here: theirs stays.
+        self.backend.update_document(
+            name, EVALUATION_DOCUMENT, lambda old: data if old is None else old
+        )
+        stored = self.backend.read_document(name, EVALUATION_DOCUMENT)
+        assert stored is not None
+        return stored
 
     # -- aliases ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""`python -m training train | demo | compare`."""
+"""`python -m training train | demo | compare | retrain | label`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import ast
 import logging
 import shlex
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -13,17 +14,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from model_store import open_store
+from model_store import StoreError, open_store
 from training.augment import random_affine
 from training.compare import DATASETS, DEFAULT_EPOCHS, ComparePlan, default_archs, run_compare
-from training.compare_report import Provenance, machine_description, write_report
+from training.compare_report import Provenance as CompareProvenance
+from training.compare_report import machine_description, write_report
 from training.data import load_dataset
-from training.pipeline import CHECKPOINT_FILE, package, train_model
-from training.publish import publish_run
+from training.export import ParityError
+from training.label import label_shards
+from training.pipeline import CHECKPOINT_FILE, Trained, package, train_model
+from training.publish import Provenance, UnchangedArtifactError, publish_run
+from training.recipe import Recipe
+from training.retrain import ALPHA, retrain
+from training.shards_data import data_fingerprint
 from training.trainer import TrainConfig
 from training.variants import Precision
 
 log = logging.getLogger("training")
+
+# Exit statuses of the commands that may publish: retrain's contract (training/README.md).
+EXIT_PUBLISHED, EXIT_ERROR, EXIT_KEPT = 0, 1, 3
 
 # Under .cache/ (git-ignored): run directories are scratch, the store is where results live.
 RUNS_DIR = Path(".cache/training")
@@ -91,8 +101,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = package(trained, out_dir, variants)
     log.info("run directory: %s", out_dir)
     if args.publish:
-        publish_run(args.publish, name, run, args.max_batch_size)
-    return 0
+        provenance = _provenance(trained, args.dataset, args.val_fraction, variants)
+        try:
+            publish_run(args.publish, name, run, args.max_batch_size, provenance)
+        except UnchangedArtifactError as exc:
+            print(exc)
+            return EXIT_KEPT
+    return EXIT_PUBLISHED
+
+
+def _provenance(
+    trained: Trained, dataset: str, val_fraction: float, variants: tuple[Precision, ...]
+) -> Provenance:
+    """What a plain `train --publish` or `demo` records, so that a retrain can start from it."""
+    recipe = Recipe.of(
+        trained.arch, dataset, trained.train_config, trained.model_config, val_fraction, variants
+    )
+    # The trainer's dataset is the base set as loaded: no shards.
+    return Provenance(recipe, data_fingerprint(trained.dataset, []))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -105,7 +131,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 log.info("%s is already in the store; skipping (--force retrains)", demo.name)
                 continue
             trained = train_model(demo.arch, load_dataset(demo.dataset), demo.config)
-            publish_run(store, demo.name, package(trained, Path(tmp) / demo.name))
+            run = package(trained, Path(tmp) / demo.name)
+            provenance = _provenance(trained, demo.dataset, 0.1, ("fp16", "int8"))
+            try:
+                publish_run(store, demo.name, run, provenance=provenance)
+            except UnchangedArtifactError as exc:
+                log.info("%s", exc)
     log.info("demo models ready in %.0f s", time.perf_counter() - start)
     return 0
 
@@ -132,7 +163,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
     )
-    provenance = Provenance(
+    provenance = CompareProvenance(
         command="python -m training compare " + shlex.join(_compare_options(args)),
         started_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         machine=machine_description(),
@@ -144,6 +175,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise SystemExit(f"compare: {error}") from None
     for path in write_report(Path(args.out), plan, outcome, provenance):
         log.info("wrote %s", path)
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    result = retrain(
+        open_store(args.store),
+        args.model,
+        args.data,
+        epochs=args.epochs,
+        force=args.force,
+        device=args.device,
+        alpha=args.alpha,
+    )
+    print(result.message)
+    return EXIT_PUBLISHED if result.outcome == "published" else EXIT_KEPT
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    summary = label_shards(args.shards, Path(args.labels), args.out)
+    print(summary.line(args.out))
     return 0
 
 
@@ -219,6 +270,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("--out", default=str(RUNS_DIR / "compare"), help="where the report goes")
     cmp.set_defaults(func=cmd_compare)
+
+    again = sub.add_parser(
+        "retrain",
+        help="train a challenger with the champion's recipe; publish it only if not worse",
+        description="Exit status: 0 published, 3 champion kept, 1 error (training/README.md).",
+    )
+    again.add_argument("--model", required=True, help="the model's name in the store")
+    again.add_argument("--store", required=True, help="store directory or s3://bucket/prefix")
+    again.add_argument(
+        "--data", metavar="DIR|s3://…", help="labelled .npz shards added to the training split"
+    )
+    again.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    again.add_argument(
+        "--force", action="store_true", help="publish whatever the gate says (recorded as forced)"
+    )
+    again.add_argument("--alpha", type=float, default=ALPHA, help="level of the 'worse' test")
+    again.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda…")
+    again.set_defaults(func=cmd_retrain)
+
+    label = sub.add_parser("label", help="captured shards + labels → labelled shards for --data")
+    label.add_argument("--shards", required=True, metavar="DIR|s3://…", help="captured shards")
+    label.add_argument(
+        "--labels", required=True, help="labels.csv (request_id,label) or labels.npy"
+    )
+    label.add_argument("--out", required=True, metavar="DIR|s3://…", help="where shards go")
+    label.set_defaults(func=cmd_label)
     return parser
 
 
@@ -229,5 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Our progress at INFO; the exporter's libraries stay at WARNING.
     logging.getLogger("training").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except (StoreError, ValueError, KeyError, OSError, ParityError) as exc:
+        if args.command not in ("retrain", "label"):
+            raise
+        # Bad input (a shard, a recipe, a store) is one line, never a traceback.
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"error: {text}", file=sys.stderr)
+        return EXIT_ERROR
     return result

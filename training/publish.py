@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import onnx
 import torch
 
-from model_store import ModelStore, onnx_signature, open_store
+from model_store import ModelStore, StoreError, onnx_signature, open_store
+from model_store.hashing import sha256_file
 from model_store.schema import (
     BatchingConfig,
     Manifest,
@@ -20,14 +22,49 @@ from model_store.schema import (
     Variant,
 )
 from training.data import SEQUENCE_PAD_VALUE
-from training.export import OPSET, OUTPUT_NAME, PARITY_TOLERANCE, ParityError
+from training.evaluation import EvaluationSet, frozen_evaluation_set
+from training.export import MODEL_FILE, OPSET, OUTPUT_NAME, PARITY_TOLERANCE, ParityError
 from training.pipeline import Run, describe_train_config
+from training.recipe import Recipe, json_value
+from training.shards_data import DataFingerprint
 
 log = logging.getLogger(__name__)
 
 CARD_FILE = "card.md"
 PRODUCER = "inductive-training"
 DEFAULT_MAX_BATCH_SIZE = 64
+# The files that hold a version's weights: the graph and the dynamo exporter's external data.
+# The fp16/int8 variants are computed from them, so they change only when these do.
+WEIGHT_FILES = (MODEL_FILE, f"{MODEL_FILE}.data")
+
+
+class UnchangedArtifactError(StoreError):
+    """The artifact is byte-for-byte a version the model already has: publishing it again would
+    make a second number for the same model."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a version was trained from, and for a retrain how it fared against the champion."""
+
+    recipe: Recipe
+    data: DataFingerprint
+    gate: dict[str, Any] | None = None  # the retrain gate's figures (training/retrain.py)
+    forced: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def weights_digest(files: dict[str, str]) -> dict[str, str]:
+    """{weight file: sha256} out of {file: sha256}."""
+    return {key: digest for key, digest in files.items() if key in WEIGHT_FILES}
+
+
+def run_weights(run: Run) -> dict[str, str]:
+    return weights_digest({key: sha256_file(path)[0] for key, path in run.files().items()})
+
+
+def version_weights(store: ModelStore, name: str, version: int) -> dict[str, str]:
+    return weights_digest({f.path: f.sha256 for f in store.manifest(name, version).files})
 
 
 def _package_version() -> str | None:
@@ -61,7 +98,12 @@ def metrics_of(run: Run) -> dict[str, float]:
     }
 
 
-def build_manifest(name: str, run: Run) -> Manifest:
+def build_manifest(
+    name: str,
+    run: Run,
+    provenance: Provenance | None = None,
+    evaluation: EvaluationSet | None = None,
+) -> Manifest:
     """The version's manifest; `files` and `version` are filled in by `store.publish`."""
     inputs, outputs = onnx_signature(run.onnx_path)
     variants = {
@@ -91,12 +133,27 @@ def build_manifest(name: str, run: Run) -> Manifest:
         labels=run.dataset.labels,
         extra={
             "architecture": run.arch,
-            "model_config": {k: repr(v) for k, v in run.model_config.items()},
+            "model_config": json_value(run.model_config),
             "train_config": describe_train_config(run.train_config),
             "preprocessing": preprocessing(run),
             "dataset_name": run.dataset.name,
+            **({} if evaluation is None else {"evaluation_set": evaluation.as_dict()}),
+            **({} if provenance is None else provenance_fields(provenance)),
         },
     )
+
+
+def provenance_fields(provenance: Provenance) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "recipe": provenance.recipe.as_json(),
+        "recipe_fingerprint": provenance.recipe.fingerprint(),
+        "dataset_fingerprint": provenance.data.as_dict(),
+        "forced": provenance.forced,
+        **provenance.extra,
+    }
+    if provenance.gate is not None:
+        fields["gate"] = provenance.gate
+    return fields
 
 
 def build_config(
@@ -143,23 +200,44 @@ def write_card(name: str, run: Run) -> None:
     (run.out_dir / CARD_FILE).write_text("\n".join(lines))
 
 
+def refuse_unchanged(store: ModelStore, name: str, run: Run) -> None:
+    """UnchangedArtifactError when the run's weights are those of the model's newest version."""
+    versions = store.list_versions(name)
+    if not versions:
+        return
+    newest = versions[-1]
+    if run_weights(run) == version_weights(store, name, newest):
+        raise UnchangedArtifactError(
+            f"{name}: the trained weights are byte-identical to version {newest}; not published"
+        )
+
+
 def publish_run(
     store: ModelStore | str | Path,
     name: str,
     run: Run,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    provenance: Provenance | None = None,
 ) -> int:
-    """Publish `run` as the next version of `name` in `store` (a path, URL or opened store)."""
+    """Publish `run` as the next version of `name` in `store` (a path, URL or opened store).
+
+    Raises UnchangedArtifactError, publishing nothing, when the weights are byte-identical to
+    the newest version's. The first version of a model freezes its evaluation set (the run's
+    test split); every version records that set's sha256.
+    """
     # A Run only exists once parity passed; check again so no caller can slip one through.
     figures = run.parity.as_dict()
     if not figures["max_abs_diff"] <= PARITY_TOLERANCE or figures["argmax_agreement"] < 1.0:
         raise ParityError(f"{name}: parity {figures} fails; refusing to publish")
     if isinstance(store, str | Path):
         store = open_store(store)
+    refuse_unchanged(store, name, run)
+    evaluation = frozen_evaluation_set(store, name, run.dataset.test)
     write_card(name, run)
     existing = store.config(name) if name in store.list_models() else None
+    manifest = build_manifest(name, run, provenance, evaluation)
     version: int = store.publish(
-        name, run.files(), build_manifest(name, run), build_config(run, max_batch_size, existing)
+        name, run.files(), manifest, build_config(run, max_batch_size, existing)
     )
     log.info("published %s version %d", name, version)
     return version

@@ -14,8 +14,9 @@ from typing import Literal
 
 from model_store.schema import Manifest
 
-# Model-level documents beside the version directories.
-Document = Literal["config.json", "aliases.json"]
+# Model-level documents beside the version directories. `evaluation.npz` is the model's frozen
+# evaluation set (model_store.store.ModelStore.freeze_evaluation_set), written once.
+Document = Literal["config.json", "aliases.json", "evaluation.npz"]
 
 
 class Backend(ABC):

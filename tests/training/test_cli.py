@@ -38,7 +38,9 @@ def test_train_then_publish_a_users_npz(tmp_path: Path) -> None:
     manifest = store.manifest("speech", store.resolve("speech"))
     assert manifest.labels == ("neg", "pos")
     assert manifest.variants == {}
-    assert manifest.extra["model_config"] == {"d_model": "8", "heads": "2"}
+    assert manifest.extra["model_config"] == {"d_model": 8, "heads": 2}  # JSON values
+    assert manifest.extra["recipe"]["model_config"] == {"d_model": 8, "heads": 2}
+    assert manifest.extra["recipe"]["dataset"] == str(npz.resolve())
     assert (tmp_path / "run" / "checkpoint.pt").exists()  # kept in the run, never published
     assert "checkpoint.pt" not in {f.path for f in manifest.files}
 

@@ -17,7 +17,7 @@ from tests.training.helpers import tiny_images, tiny_sequences
 from training.augment import random_affine
 from training.export import ParityError
 from training.pipeline import Trained, describe_train_config, package, train_model
-from training.publish import publish_run
+from training.publish import UnchangedArtifactError, publish_run
 from training.trainer import TrainConfig, TrainResult
 from training.variants import onnx_accuracy
 
@@ -30,9 +30,12 @@ def test_sequence_model_published_with_manifest_config_and_variants(tmp_path: Pa
     store = open_store(str(tmp_path / "store"))
 
     assert publish_run(store, "tiny-gru", run) == 1
-    assert publish_run(store, "tiny-gru", run) == 2
+    # The same artifact again would be a second number for the same model: refused.
+    with pytest.raises(UnchangedArtifactError, match="byte-identical to version 1"):
+        publish_run(store, "tiny-gru", run)
+    assert store.list_versions("tiny-gru") == [1]
 
-    manifest = store.manifest("tiny-gru", 2)
+    manifest = store.manifest("tiny-gru", 1)
     published = {f.path for f in manifest.files}
     assert published >= {"model.onnx", "model.onnx.data", "model.fp16.onnx", "model.int8.onnx"}
     assert published >= {"card.md", "curves.png"}
@@ -50,7 +53,7 @@ def test_sequence_model_published_with_manifest_config_and_variants(tmp_path: Pa
     assert manifest.producer.torch == torch.__version__
     assert manifest.extra["architecture"] == "gru"
 
-    version_dir = tmp_path / "store" / "tiny-gru" / "2"
+    version_dir = tmp_path / "store" / "tiny-gru" / "1"
     fp32 = onnx_accuracy(version_dir / "model.onnx", trained.dataset.test)
     for name, precision in (("fp16", "fp16"), ("int8", "int8")):
         variant = manifest.variants[name]
@@ -58,7 +61,7 @@ def test_sequence_model_published_with_manifest_config_and_variants(tmp_path: Pa
         measured = onnx_accuracy(version_dir / variant.file, trained.dataset.test)
         assert variant.metrics["test_accuracy"] == pytest.approx(measured)
         assert variant.accuracy_delta == pytest.approx(measured - fp32)
-    store.verify("tiny-gru", 2)
+    store.verify("tiny-gru", 1)
 
     config = store.config("tiny-gru")
     assert config.ragged_inputs == (
