@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.lifecycle_e2e import LoadPool, Record, store_command
+from benchmarks.harness.load_pool import LoadPool, Record
+from benchmarks.lifecycle_e2e import store_command
 from model_store import add_onnx, open_store
 from tests.e2e.test_lifecycle import server_env
 from tests.e2e.tiny import BODY, MODEL, artifact, check_sum, publish_v1_stable

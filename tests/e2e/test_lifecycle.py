@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.lifecycle_e2e import LoadPool, Step, run_steps, store_command, summarise
+from benchmarks.harness.load_pool import LoadPool
+from benchmarks.lifecycle_e2e import Step, run_steps, store_command, summarise
 from model_store import open_store
 from tests.e2e.tiny import BODY, CONFIG, MODEL, artifact, check_sum, publish_v1_stable
 from tests.model_store.seaweed import SeaweedS3

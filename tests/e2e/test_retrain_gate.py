@@ -19,7 +19,8 @@ import numpy as np
 import orjson
 import pytest
 
-from benchmarks.lifecycle_e2e import LoadPool, gate_steps, run_steps, summarise
+from benchmarks.harness.load_pool import LoadPool
+from benchmarks.lifecycle_e2e import gate_steps, run_steps, summarise
 from model_store import open_store
 from model_store.prefix import open_prefix
 from model_store.schema import VersionPolicy

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.lifecycle_e2e import LoadPool
+from benchmarks.harness.load_pool import LoadPool
 from model_store import ModelStore, add_onnx
 from tests.e2e.tiny import BODY, CONFIG, MODEL, artifact, check_sum, publish_v1_stable
 from tests.model_store.seaweed import SeaweedS3

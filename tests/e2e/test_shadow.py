@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pytest
 
-from benchmarks.lifecycle_e2e import LoadPool, Record
+from benchmarks.harness.load_pool import LoadPool, Record
 from model_store import add_onnx, open_store
 from model_store.schema import VersionPolicy
 from tests.e2e.test_canary import cli, eventually, next_records
