@@ -216,6 +216,8 @@ class ModelConfig(_Strict):
     labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # Outputs for which NaN/Inf in inputs are refused (None = allowed).
     reject_non_finite_inputs: bool = False
+    # Under a server's memory budget: loaded at start-up and never unloaded to make room.
+    pinned: bool = False
 
 
 class Aliases(_Strict):

@@ -27,7 +27,7 @@ _FLAGS = {
     "max_batch_size": int, "max_queue_delay_ms": float, "max_queue_size": int,
     "default_timeout_ms": float, "shutdown_grace_s": float, "shutdown_delay_s": float,
     "log_format": str, "log_level": str, "body_timeout_s": float, "header_timeout_s": float,
-    "max_connections": int,
+    "max_connections": int, "memory_budget_mb": float,
     "grpc_port": str,
 }  # fmt: skip
 

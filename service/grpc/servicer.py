@@ -78,7 +78,7 @@ class InferenceService:
                 state, message.model_name, message.model_version or None, "grpc", authorization
             )
             call.admit()
-            served = call.resolve()
+            served = await call.resolve_loading()
             decoded = decode_infer(message, served, state.settings.max_tensor_elements)
             request = decoded.request
             left = context.time_remaining()
