@@ -41,11 +41,12 @@ from service.lifecycle.readiness import Readiness, assess
 from service.lifecycle.routing import CanaryRoute, Routing, plan
 from service.lifecycle.served import ServedVersion, State, Status, VersionEvent
 from service.lifecycle.shadow import Shadow, ShadowLimits
+from service.lifecycle.store_changes import ChangeWatch
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
 from service.runtime import OnnxModel, ProviderChoice, choose_providers, load_model
-from service.runtime.memory import release_free_memory, rss_bytes
+from service.runtime.memory import keep_batch_buffers, release_free_memory, rss_bytes
 from service.runtime.warmup import warmup_batch_sizes, warmup_inputs
 from service.settings import Settings
 
@@ -88,6 +89,7 @@ class ModelManager:
         # Polling retries a FAILED version this long after its failure (a transient store or
         # download error heals by itself; a broken file fails again, visibly, at this pace).
         self._retry_failed_after = max(60.0, 10 * settings.poll_interval_s)
+        self._changes = ChangeWatch(full_every_s=self._retry_failed_after)
         self._choice: ProviderChoice | None = None
         self._store: Any = None
         # Readiness: the models the configuration says to serve, and per model why its last
@@ -198,6 +200,8 @@ class ModelManager:
     async def prepare(self) -> None:
         """Decides the execution provider; raises if the settings ask for one that cannot serve."""
         self._choice = await self._in_loader(lambda: choose_providers(self.settings))
+        if not self.settings.cpu_mem_arena:
+            keep_batch_buffers()  # runtime/memory.py: batch buffers reused across runs
         if self._choice.on_gpu:
             self.metrics.enable_gpu(self.settings.cuda_device_id)
         if self._capture is not None:
@@ -258,19 +262,27 @@ class ModelManager:
                 return
             # Store unreachable: what is loaded keeps serving; the next poll tries again.
             try:
+                due, marker = await self._in_loader(lambda: self._changes.read(self._store))
+                if not due:  # store_changes.py: nothing changed since the last full poll
+                    continue
                 names = await self._model_names()
             except Exception as exc:
                 self.metrics.store_poll_failures.inc()
                 log.warning("store poll failed: %s", exc)
                 continue
+            complete = True  # every model read and every load done: the marker may be trusted
             for name in names:
                 if self.on_demand is not None and name not in self._served:
                     continue  # under a memory budget, its first request loads what it finds
                 try:
-                    await self.sync(name, retry_failed=False, raise_store_errors=True)
+                    if await self.sync(name, retry_failed=False, raise_store_errors=True):
+                        complete = False  # a load failed: the next poll retries it
                 except Exception as exc:  # this model only; the others are still polled
+                    complete = False
                     self.metrics.store_poll_failures.inc()
                     log.warning("store poll of model %s failed: %s", name, exc)
+            if complete:
+                self._changes.polled(marker)
 
     async def sync(
         self, name: str, *, retry_failed: bool = True, raise_store_errors: bool = False

@@ -1,9 +1,18 @@
-"""The process's resident memory, and giving freed memory back to the system.
+"""The process's resident memory, the allocator's tuning, and giving freed memory back.
 
 glibc's allocator keeps freed chunks in its arenas for reuse: after a session is released its
 pages often stay resident, so a server that loads and unloads models (a memory budget) would see
 its RSS ratchet up to the largest it ever was. `malloc_trim(0)` returns the free pages at the top
-of every arena and the unused pages inside them; it is called after unloads, off the event loop.
+of every arena and the unused pages inside them; it is called after loads and unloads, off the
+event loop.
+
+Without ONNX Runtime's CPU arena (the default, INDUCTIVE_CPU_MEM_ARENA), a batch's buffers are
+allocated and freed at every run. glibc serves allocations above its mmap threshold with fresh
+mappings and trims the heap's free top past its trim threshold, so every large batch would fault
+its pages in again (benchmarks/results/model-memory/: a tenth of batch-64 throughput lost).
+`keep_batch_buffers` raises both thresholds: freed batch buffers stay in the heap and are reused by
+the next batch of any model, one pool for all sessions instead of one arena per session; the trims
+after loads and unloads still give the rest back.
 """
 
 from __future__ import annotations
@@ -41,6 +50,31 @@ def _libc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
 
 
 _TRIM = _libc_trim()
+
+
+# mallopt parameters (malloc.h) and the values set: glibc's largest mmap threshold (32 MiB on
+# 64-bit), and a trim threshold that leaves giving memory back to the explicit trims.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 32 * 1024 * 1024
+_TRIM_THRESHOLD = 1024 * 1024 * 1024
+
+
+def keep_batch_buffers() -> bool:
+    """Tunes glibc so that freed batch buffers are reused rather than unmapped; False where
+    there is no mallopt (not glibc)."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    )
 
 
 def release_free_memory() -> bool:

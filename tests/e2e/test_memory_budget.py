@@ -128,3 +128,15 @@ def test_a_model_larger_than_the_budget_is_refused_clearly(server: ServerProcess
         )
     assert "model huge v1 ready" not in server.log()
     assert server.metrics()['inductive_memory_budget_loads_total{outcome="refused"}'] == 1
+
+
+def test_the_grpc_door_waits_for_the_load_too(server: ServerProcess) -> None:
+    import tritonclient.grpc as triton_grpc
+
+    client = triton_grpc.InferenceServerClient(server.grpc_address)
+    for index in (5, 0, 3):  # each one loaded on this request, evicting another
+        x = np.full((1, 16), 0.5, np.float32)
+        tensor = triton_grpc.InferInput("x", [1, 16], "FP32")
+        tensor.set_data_from_numpy(x)
+        got = client.infer(SMALL[index], [tensor]).as_numpy("y")
+        assert np.allclose(got, expected(x, float(index)), rtol=1e-4)
