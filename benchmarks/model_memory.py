@@ -11,8 +11,15 @@ exported once with training's exporter, and each option set the server can run w
 - the allocator tuned as the server tunes it without the arena (runtime/memory.py
   `keep_batch_buffers`), in every process, unless --plain-malloc.
 - throughput: one process holds one session per option set and runs them in alternating rounds
-  at batch 1 and batch 64 (samples/s, the median of the rounds), so that a shared, busy machine
-  disturbs every option set alike.
+  at batch 1 and batch 64 (samples per CPU second of the computing thread, the median of the
+  rounds), so that a shared, busy machine disturbs every option set alike.
+
+With `--server-trees BEFORE,AFTER` (checkouts of the service, e.g. `git archive` of the commit
+before into /tmp/before, and `.`), the figure the issue started from, per tree: the server
+(`python -m service` from that tree, CPU, one intra-op thread) on a store of `--server-copies`
+copies of the cnn, then of one copy; its RSS once ready (every version warmed up) and after one
+request per model at batch 64 and batch 1: (RSS with N − RSS with 1) / (N − 1) per model, and
+the time to ready.
 
 Writes benchmarks/results/model-memory/<UTC date>.json and prints a table.
 """
@@ -84,6 +91,9 @@ def rss_child(path: Path, copies: int, arena: bool, pattern: bool) -> dict[str, 
 
 
 def throughput(path: Path, seconds: float, rounds: int) -> dict[str, dict[str, float]]:
+    """Samples per CPU second of the running thread (one intra-op thread: ONNX Runtime computes
+    on the caller's thread), the median of the rounds: on a shared machine wall-clock rates
+    follow the other jobs far more than the options, CPU time per sample much less."""
     sessions = {name: _session(path, a, p) for name, a, p in OPTION_SETS}
     for session in sessions.values():
         for batch in BATCHES:
@@ -93,15 +103,63 @@ def throughput(path: Path, seconds: float, rounds: int) -> dict[str, dict[str, f
         for name, session in sessions.items():
             for batch in BATCHES:
                 inputs = _inputs(batch)
-                runs, start = 0, time.perf_counter()
+                runs, start, cpu = 0, time.perf_counter(), time.thread_time()
                 while time.perf_counter() - start < seconds / rounds:
                     session.run(None, inputs)
                     runs += 1
-                rates[name][batch].append(runs * batch / (time.perf_counter() - start))
+                rates[name][batch].append(runs * batch / (time.thread_time() - cpu))
     return {
-        name: {f"batch{b}_samples_per_s": statistics.median(r) for b, r in by_batch.items()}
+        name: {f"batch{b}_samples_per_cpu_s": statistics.median(r) for b, r in by_batch.items()}
         for name, by_batch in rates.items()
     }
+
+
+def server_rss(tree: Path, model: Path, copies: int, scratch: Path) -> dict[str, float]:
+    """RSS per loaded model of the server of `tree`, with `copies` of `model` against one."""
+    import urllib.request
+
+    from benchmarks.harness.servers import Launch, free_port, serve
+    from model_store import add_onnx, open_store
+    from model_store.schema import BatchingConfig, ModelConfig
+
+    config = ModelConfig(batching=BatchingConfig(max_batch_size=64))
+    figures: dict[str, float] = {}
+    for count in (1, copies):
+        store = scratch / f"server-store-{tree.name}-{count}"
+        opened = open_store(str(store))
+        for i in range(count):
+            add_onnx(opened, f"cnn{i:03d}", model, config=config)
+        port = free_port()
+        argv = [sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "runpy.run_module('service', run_name='__main__')", str(tree),
+                "--store", str(store), "--port", str(port), "--providers", "cpu",
+                "--intra-op-threads", "1", "--grpc-port", "off",
+                "--log-level", "warning"]  # fmt: skip
+        started = time.perf_counter()
+        log = scratch / f"server-{tree.name}-{count}.log"
+        with serve(Launch(argv, port), log_path=log) as server:
+            figures[f"ready_s_{count}"] = time.perf_counter() - started
+            figures[f"rss_ready_mb_{count}"] = _rss_mb(server.pid)
+            for i in range(count):
+                for batch in BATCHES[::-1]:
+                    tensor = {"name": "x", "shape": [batch, 1, 28, 28], "datatype": "FP32",
+                              "data": [0.5] * (batch * 784)}  # fmt: skip
+                    body = json.dumps({"inputs": [tensor]})
+                    request = urllib.request.Request(
+                        f"{server.url}/v2/models/cnn{i:03d}/infer", data=body.encode()
+                    )
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        response.read()
+            figures[f"rss_served_mb_{count}"] = _rss_mb(server.pid)
+    for when in ("ready", "served"):
+        many, one = figures[f"rss_{when}_mb_{copies}"], figures[f"rss_{when}_mb_1"]
+        figures[f"rss_per_model_{when}_mb"] = (many - one) / (copies - 1)
+    return figures
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * 4096 / MB
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per option set and batch")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--plain-malloc", action="store_true", help="glibc's defaults")
+    parser.add_argument("--server-trees", help="BEFORE,AFTER: checkouts to measure as servers")
+    parser.add_argument("--server-copies", type=int, default=40)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.plain_malloc:
@@ -145,12 +205,20 @@ def main(argv: list[str] | None = None) -> None:
                 rows[name].update(figures)
             for figures in rows.values():
                 figures["target_mb"] = 1.5 * weights + 2
+            if args.server_trees and family == "cnn":
+                servers = {}
+                for tree in args.server_trees.split(","):
+                    servers[tree] = server_rss(
+                        Path(tree).resolve(), path, args.server_copies, Path(scratch)
+                    )
+                    print(f"  server {tree}: {json.dumps(servers[tree])}")
+                report["servers"] = {"copies": args.server_copies, "trees": servers}
             report["families"][family] = {"weights_mb": weights, "options": rows}  # type: ignore[index]
             print(f"{family}: weights {weights:.2f} MB, target ≤ {1.5 * weights + 2:.2f} MB/model")
             for name, figures in rows.items():
                 print(f"  {name:22} {figures['rss_per_model_mb']:7.2f} MB/model  "
-                      f"b1 {figures['batch1_samples_per_s']:9.0f}/s  "
-                      f"b64 {figures['batch64_samples_per_s']:9.0f}/s")  # fmt: skip
+                      f"b1 {figures['batch1_samples_per_cpu_s']:9.0f}/cpu-s  "
+                      f"b64 {figures['batch64_samples_per_cpu_s']:9.0f}/cpu-s")  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M}.json"
     out_path.write_text(json.dumps(report, indent=2) + "\n")
