@@ -85,3 +85,10 @@ def test_a_full_poll_runs_at_least_every_full_interval() -> None:
     watch = ChangeWatch(full_every_s=0.0)
     watch.polled(b"same")
     assert watch.read(Store()) == (True, b"same")
+
+
+def test_a_config_that_pins_nothing_is_written_as_before_pinning() -> None:
+    """Servers from before pinning refuse unknown fields: only a pinned config carries it."""
+    assert "pinned" not in ModelConfig().model_dump_json()
+    assert ModelConfig.model_validate_json(ModelConfig(pinned=True).model_dump_json()).pinned
+    assert ModelConfig.model_validate_json(ModelConfig().model_dump_json()) == ModelConfig()
