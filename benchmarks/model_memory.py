@@ -18,8 +18,8 @@ With `--server-trees BEFORE,AFTER` (checkouts of the service, e.g. `git archive`
 before into /tmp/before, and `.`), the figure the issue started from, per tree: the server
 (`python -m service` from that tree, CPU, one intra-op thread) on a store of `--server-copies`
 copies of the cnn, then of one copy; its RSS once ready (every version warmed up) and after one
-request per model at batch 64 and batch 1: (RSS with N − RSS with 1) / (N − 1) per model, and
-the time to ready.
+request per model at batch 64 and batch 1 (the most over the next 2 s): (RSS with N − RSS with
+1) / (N − 1) per model, and the time to ready.
 
 Writes benchmarks/results/model-memory/<UTC date>.json and prints a table.
 """
@@ -150,7 +150,12 @@ def server_rss(tree: Path, model: Path, copies: int, scratch: Path) -> dict[str,
                     )
                     with urllib.request.urlopen(request, timeout=60) as response:
                         response.read()
-            figures[f"rss_served_mb_{count}"] = _rss_mb(server.pid)
+            # The most over the next 2 s: the server trims free memory once a second.
+            samples = []
+            for _ in range(9):
+                samples.append(_rss_mb(server.pid))
+                time.sleep(0.25)
+            figures[f"rss_served_mb_{count}"] = max(samples)
     for when in ("ready", "served"):
         many, one = figures[f"rss_{when}_mb_{copies}"], figures[f"rss_{when}_mb_1"]
         figures[f"rss_per_model_{when}_mb"] = (many - one) / (copies - 1)

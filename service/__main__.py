@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from service.http.app import create_app
 from service.http.runner import run
 from service.logging import configure
+from service.runtime.memory import keep_batch_buffers, trim_periodically
 from service.settings import Settings
 
 # Flag → settings field; the help text comes from the field's description.
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(f"invalid settings:\n{exc}")
     configure(settings.log_format, settings.log_level)
+    if not settings.cpu_mem_arena:
+        # Before any thread allocates: glibc fixes its number of arenas at the first thread's.
+        keep_batch_buffers()  # runtime/memory.py
+        if settings.memory_trim_interval_s:
+            trim_periodically(settings.memory_trim_interval_s)
     run(settings, create_app(settings))
 
 

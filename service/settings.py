@@ -224,6 +224,12 @@ class Settings(BaseSettings):
         "batch's buffers for the session's life (≈ 5× a small model's weights, "
         "benchmarks/results/model-memory/), for no measurable throughput gain on CPU.",
     )
+    memory_trim_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Without the CPU arena: give the allocator's free memory back to the system "
+        "this often (malloc_trim); 0 = only after model loads and unloads.",
+    )
     mem_pattern: bool = Field(
         default=True,
         description="ONNX Runtime's memory pattern planning (pre-allocates a batch's buffers "

@@ -46,7 +46,7 @@ from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
 from service.runtime import OnnxModel, ProviderChoice, choose_providers, load_model
-from service.runtime.memory import keep_batch_buffers, release_free_memory, rss_bytes
+from service.runtime.memory import release_free_memory, rss_bytes
 from service.runtime.warmup import warmup_batch_sizes, warmup_inputs
 from service.settings import Settings
 
@@ -200,8 +200,6 @@ class ModelManager:
     async def prepare(self) -> None:
         """Decides the execution provider; raises if the settings ask for one that cannot serve."""
         self._choice = await self._in_loader(lambda: choose_providers(self.settings))
-        if not self.settings.cpu_mem_arena:
-            keep_batch_buffers()  # runtime/memory.py: batch buffers reused across runs
         if self._choice.on_gpu:
             self.metrics.enable_gpu(self.settings.cuda_device_id)
         if self._capture is not None:

@@ -13,7 +13,8 @@ alone, so two loads can never both count on the same free bytes. A model is expe
 `model_memory_factor` × its weights + `model_overhead_mb` until its load measures it (the
 growth of the process's resident memory while the loader opened and warmed it up, never less
 than its weights); a model expected to be larger than the whole budget is refused with a 400
-naming both, and never loaded (which would only evict everything, then itself, in a loop).
+naming both, and never loaded (which would only evict everything, then itself, in a loop); its
+size is read from the store again a minute later.
 
 After unloads, the allocator's free pages are handed back to the system (runtime/memory.py), so
 that the process's RSS follows what is loaded rather than the most it ever held.
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REFUSAL_KEPT_S = 60.0
 _LOAD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -136,7 +138,10 @@ class OnDemand:
         self.pinned: set[str] = set()
         self._loading: dict[str, asyncio.Task[None]] = {}
         self._room = asyncio.Lock()
-        self._refused: dict[str, str] = {}  # model → why it is never loaded
+        # Model → why it is not loaded, and when that was decided: its requests are refused at
+        # once, and its size is read again from the store a minute later (a smaller version
+        # may have been published since), never by loading it.
+        self._refused: dict[str, tuple[str, float]] = {}
         self._misses = 0
         self._retired_uses = 0  # requests answered by versions since unloaded
 
@@ -151,7 +156,9 @@ class OnDemand:
             return None
         refused = self._refused.get(name)
         if refused is not None:
-            raise ModelOverBudgetError(refused)
+            if time.monotonic() - refused[1] < REFUSAL_KEPT_S:
+                raise ModelOverBudgetError(refused[0])
+            del self._refused[name]
         self._misses += 1
         task = self._loading.get(name)
         if task is None:
@@ -219,7 +226,7 @@ class OnDemand:
                     f"whole memory budget of {megabytes(self.budget.capacity)} "
                     "(INDUCTIVE_MEMORY_BUDGET_MB): it is not loaded"
                 )
-                self._refused[name] = why
+                self._refused[name] = (why, time.monotonic())
                 self.metrics.loads.labels("refused").inc()
                 log.error("%s", why)
                 raise ModelOverBudgetError(why)
