@@ -58,13 +58,11 @@ _TRIM = _libc_trim()
 # 64-bit), and a trim threshold that leaves giving memory back to the explicit trims.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
 _MMAP_THRESHOLD = 32 * 1024 * 1024
 _TRIM_THRESHOLD = 1024 * 1024 * 1024
-# glibc gives threads arenas of their own (up to 8 per core); each version's batch worker is a
-# thread, and every arena would keep the largest batch buffers its threads freed. Two arenas:
-# the event loop's and one that every batch worker shares.
-_ARENAS = 2
+# Periodic trims wait for the RSS to grow this much past what the last trim left: a trim makes
+# the next batches fault their buffers' pages in again, which a steady load should not pay for.
+TRIM_SLACK = 16 * 1024 * 1024
 
 
 def keep_batch_buffers() -> bool:
@@ -80,25 +78,30 @@ def keep_batch_buffers() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(
-        mallopt(_M_ARENA_MAX, _ARENAS)
-        and mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-        and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     )
 
 
 def trim_periodically(interval_s: float) -> threading.Thread | None:
-    """Gives free memory back every `interval_s` from a daemon thread (None where there is no
-    malloc_trim). Batch workers are long-lived threads, and the memory their batches free is
-    not reused as well as it is freed: a served model's resident memory grew by about three
-    times its weights until trimmed (benchmarks/results/model-memory/). A trim a second costs
-    the next large batch its page faults once a second, not once a batch."""
+    """Every `interval_s`, from a daemon thread, gives free memory back when the RSS grew by
+    `TRIM_SLACK` since the last trim (None where there is no malloc_trim). Batch workers are
+    long-lived threads, and the memory their batches free is not reused as well as it is freed:
+    40 served cnn versions held about three times their weights more until trimmed
+    (benchmarks/results/model-memory/). Trimming at every tick instead cost 5–7 % CPU per
+    request at saturation in `benchmarks.compare` (pages faulted in again after each trim)."""
     if _TRIM is None:
         return None
 
     def trim_forever() -> None:
+        floor = rss_bytes()
         while True:
             time.sleep(interval_s)
-            release_free_memory()
+            rss = rss_bytes()
+            if rss > floor + TRIM_SLACK:
+                release_free_memory()
+                floor = rss_bytes()  # what is live now: the next trim waits for more growth
+            elif rss < floor:
+                floor = rss
 
     thread = threading.Thread(target=trim_forever, name="malloc-trim", daemon=True)
     thread.start()
