@@ -11,7 +11,15 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from model_store.errors import StoreError
 
@@ -216,6 +224,17 @@ class ModelConfig(_Strict):
     labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # Outputs for which NaN/Inf in inputs are refused (None = allowed).
     reject_non_finite_inputs: bool = False
+    # Under a server's memory budget: loaded at start-up and never unloaded to make room.
+    pinned: bool = False
+
+    @model_serializer(mode="wrap")
+    def _unpinned_is_not_written(self, write: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A config that pins nothing is written without the field, so that servers from
+        before pinning (which refuse unknown fields) still read what newer tools write."""
+        data: dict[str, Any] = write(self)
+        if not self.pinned:
+            data.pop("pinned", None)
+        return data
 
 
 class Aliases(_Strict):

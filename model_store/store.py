@@ -2,6 +2,10 @@
 
 Validation (names, keys, refs, symlinks, external data), manifests, aliases with history, and
 what gc may delete live here; a `Backend` only moves bytes atomically.
+
+Every change made through a store (publish, config, aliases, deletions) ends by writing a fresh
+store-wide change marker (`.changes` at the root): a server polling a store of a thousand models
+reads that one object, and lists and reads the models only when it changed.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -62,6 +68,16 @@ class ModelStore:
 
     def __repr__(self) -> str:
         return f"ModelStore({self.uri!r})"
+
+    # -- the change marker --------------------------------------------------------------------
+
+    def changes(self) -> bytes | None:
+        """The store-wide change marker: a new value after every change made through a store;
+        None for a store no such change was made to yet."""
+        return self.backend.read_changes()
+
+    def _changed(self) -> None:
+        self.backend.write_changes(f"{uuid.uuid4().hex} {time.time():.3f}".encode())
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -132,6 +148,7 @@ class ModelStore:
         validate_model_name(name)
         data = config.model_dump_json(indent=2).encode()
         self.backend.update_document(name, "config.json", lambda _old: data)
+        self._changed()
 
     def update_config(self, name: str, change: Callable[[ModelConfig], ModelConfig]) -> None:
         """Replaces the config with `change(config)`, atomically: a writer racing this one is
@@ -145,6 +162,7 @@ class ModelStore:
             return change(old).model_dump_json(indent=2).encode()
 
         self.backend.update_document(validate_model_name(name), "config.json", update)
+        self._changed()
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -191,7 +209,9 @@ class ModelStore:
             )
         except ValidationError as exc:
             raise StoreError(f"{name}: invalid manifest ({exc})") from exc
-        return self.backend.publish(name, sources, complete)
+        version = self.backend.publish(name, sources, complete)
+        self._changed()
+        return version
 
     @staticmethod
     def _check_sources(sources: Mapping[str, Path], manifest: Manifest) -> None:
@@ -268,6 +288,7 @@ class ModelStore:
             return Aliases(current=current, history=history).model_dump_json(indent=2).encode()
 
         self.backend.update_document(name, "aliases.json", move)
+        self._changed()
         log.info("%s: alias %s → version %d", name, alias, number)
         return number
 
@@ -294,6 +315,7 @@ class ModelStore:
             return Aliases(current=current, history=history).model_dump_json(indent=2).encode()
 
         self.backend.update_document(name, "aliases.json", back)
+        self._changed()
         log.info("%s: alias %s rolled back to version %d", name, alias, result[0])
         return result[0]
 
@@ -325,5 +347,7 @@ class ModelStore:
         for version in doomed:
             self.backend.delete_version(name, version)
             log.info("%s: deleted version %d", name, version)
+        if doomed:
+            self._changed()
         self.backend.clean_leftovers(name)
         return doomed

@@ -21,6 +21,7 @@ from service.http.runner import run
 from service.logging import configure
 from service.observability.access_log import AccessLogConfigError
 from service.observability.tracing import TracingConfigError
+from service.runtime.memory import keep_batch_buffers, trim_periodically
 from service.settings import Settings
 
 # Flag → settings field; the help text comes from the field's description.
@@ -32,7 +33,7 @@ _FLAGS = {
     "max_batch_size": int, "max_queue_delay_ms": float, "max_queue_size": int,
     "default_timeout_ms": float, "shutdown_grace_s": float, "shutdown_delay_s": float,
     "log_format": str, "log_level": str, "body_timeout_s": float, "header_timeout_s": float,
-    "max_connections": int,
+    "max_connections": int, "memory_budget_mb": float,
     "grpc_port": str,
 }  # fmt: skip
 
@@ -76,6 +77,11 @@ def main(argv: list[str] | None = None) -> None:
         except PlainDirectoryError as exc:
             sys.exit(f"cannot serve {exc}")
     configure(settings.log_format, settings.log_level)
+    if not settings.cpu_mem_arena:
+        # Before any thread allocates: glibc fixes its number of arenas at the first thread's.
+        keep_batch_buffers()  # runtime/memory.py
+        if settings.memory_trim_interval_s:
+            trim_periodically(settings.memory_trim_interval_s)
     try:
         app = create_app(settings)
     except TracingConfigError as exc:

@@ -17,6 +17,8 @@ from model_store.schema import Manifest
 # Model-level documents beside the version directories. `evaluation.npz` is the model's frozen
 # evaluation set (model_store.store.ModelStore.freeze_evaluation_set), written once.
 Document = Literal["config.json", "aliases.json", "evaluation.npz"]
+# The store-wide change marker, at the store's root: not a valid model name.
+CHANGES = ".changes"
 
 
 class Backend(ABC):
@@ -52,6 +54,15 @@ class Backend(ABC):
     ) -> None:
         """Replace a document by `update(current)`, atomically and without lost updates when
         several writers race (`update` may be called more than once)."""
+
+    @abstractmethod
+    def read_changes(self) -> bytes | None:
+        """The store-wide change marker, None when absent (readers then read the whole store
+        at every poll, as before markers existed)."""
+
+    @abstractmethod
+    def write_changes(self, token: bytes) -> None:
+        """Replaces the store-wide change marker (last writer wins: any new value is a change)."""
 
     @abstractmethod
     def delete_version(self, name: str, version: int) -> None:

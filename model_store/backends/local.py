@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from model_store.backends.base import Backend, Document
+from model_store.backends.base import CHANGES, Backend, Document
 from model_store.errors import IntegrityError
 from model_store.hashing import copy_and_hash, fsync_dir
 from model_store.integrity import verify_dir
@@ -209,6 +209,16 @@ class LocalBackend(Backend):
         model_dir.mkdir(parents=True, exist_ok=True)
         with _locked(model_dir / LOCK):
             write_atomically(model_dir / doc, update(self.read_document(name, doc)))
+
+    def read_changes(self) -> bytes | None:
+        try:
+            return (self.root / CHANGES).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write_changes(self, token: bytes) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.root / CHANGES, token)
 
     # -- maintenance and reading --------------------------------------------------------------
 

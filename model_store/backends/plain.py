@@ -101,6 +101,12 @@ class PlainDirectoryBackend(Backend):
     ) -> None:
         raise self._read_only()
 
+    def read_changes(self) -> bytes | None:
+        return None  # nothing changes it: the one model is read at start-up
+
+    def write_changes(self, token: bytes) -> None:
+        raise self._read_only()
+
     def delete_version(self, name: str, version: int) -> None:
         raise self._read_only()
 

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_store.backends.base import Backend, Document
+from model_store.backends.base import CHANGES, Backend, Document
 from model_store.errors import (
     IntegrityError,
     StoreError,
@@ -312,6 +312,15 @@ class S3Backend(Backend):
         raise StoreError(
             f"{self.uri}: {name}/{doc} kept changing; gave up after {attempt + 1} tries"
         )
+
+    def read_changes(self) -> bytes | None:
+        with self._calls("reading the change marker"):
+            found = self._get(self._root + CHANGES)
+        return None if found is None else found[0]
+
+    def write_changes(self, token: bytes) -> None:
+        with self._calls("writing the change marker"):
+            self.client.put_object(Bucket=self.bucket, Key=self._root + CHANGES, Body=token)
 
     # -- maintenance and reading --------------------------------------------------------------
 

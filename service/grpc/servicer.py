@@ -106,7 +106,7 @@ class InferenceService:
                 )
             call.bytes_in = len(data)
             call.admit()
-            served = call.resolve()
+            served = await call.resolve_loading()
             decoded = decode_infer(message, served, state.settings.max_tensor_elements)
             request = decoded.request
             left = context.time_remaining()

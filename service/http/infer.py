@@ -11,6 +11,7 @@ straight to the connection when its ticket resolves.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from service.batching.ticket import Ticket
-from service.errors import BadRequestError, ServiceError
+from service.errors import BadRequestError, ServiceError, UnavailableError
 from service.http.cors import Cors
 from service.http.exchange import Exchange
 from service.http.responses import CONTINUE, JSON, Headers, error_response
-from service.inference.call import InferCall, Results
+from service.inference.call import InferCall, LoadPending, Results
 from service.protocol import InferRequest, encode_response
 
 if TYPE_CHECKING:
@@ -192,10 +193,26 @@ class InferExchange(Exchange):
             ticket = call.enqueue(
                 request.inputs, decoded.samples, request.timeout_s, decoded.key, request.priority
             )
+        except LoadPending as pending:  # memory budget: its model loads on this request
+            pending.load.add_done_callback(lambda load: self._on_load(load, body))
+            return
         except Exception as error:
             self._send(*self._refuse(error))
             return
         ticket.add_done_callback(self._on_result)
+
+    def _on_load(self, load: asyncio.Future[None], body: bytes) -> None:
+        if not self.call.is_open or self.responded:
+            return  # the client went away while the model loaded
+        error: BaseException | None = (
+            UnavailableError("the model's load was cancelled")
+            if load.cancelled()
+            else load.exception()
+        )
+        if error is not None:
+            self._send(*self._refuse(error))
+        else:
+            self._submit_body(body)
 
     def _on_result(self, ticket: Ticket[Results]) -> None:
         if ticket.cancelled():

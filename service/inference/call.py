@@ -27,6 +27,7 @@ the line is written); off, each costs one `is None` test.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -64,6 +65,18 @@ _OUTCOMES = {400: "bad_request", 503: "unavailable"}
 # The status of a request whose client went away before its answer (nginx's convention), as
 # its trace and access log line show it.
 CLIENT_GONE = 499
+# Under a memory budget, how many loads one request waits for before it gives up: a model is
+# evicted again before its waiters run only when the budget holds about one model.
+_LOAD_WAITS = 3
+
+
+class LoadPending(Exception):  # noqa: N818 - a signal to the door, not an error
+    """The model is not loaded yet (memory budget): the door waits for `load`, then resolves
+    again."""
+
+    def __init__(self, load: asyncio.Future[None]) -> None:
+        super().__init__("model loading")
+        self.load = load
 
 
 class InferCall:
@@ -79,6 +92,7 @@ class InferCall:
         "client",
         "encode_started",
         "inputs",
+        "load_waits",
         "logged",
         "name",
         "observer",
@@ -122,6 +136,7 @@ class InferCall:
         self.served: ServedVersion | None = None
         self.inputs: Inputs | None = None
         self.ticket: Ticket[Results] | None = None
+        self.load_waits = 0
         state.inflight += 1
         self._open = True
         observer = self.observer = state.observer
@@ -154,11 +169,31 @@ class InferCall:
         (refusing under overload then costs as little as possible)."""
         # From here to `enqueue` nothing awaits, so a version being replaced cannot close its
         # queue in between: the request lands in the old queue (which drains) or the new.
-        served = self.served = self.state.manager.lookup(
-            self.name, parse_version(self.version_text)
-        )
+        manager = self.state.manager
+        try:
+            served = self.served = manager.lookup(self.name, parse_version(self.version_text))
+        except ServiceError:
+            load = manager.load_on_demand(self.name)  # None: no budget, or nothing to load
+            if load is None or self.load_waits >= _LOAD_WAITS:
+                raise
+            self.load_waits += 1
+            raise LoadPending(load) from None
+        served.last_used = self.started  # the memory budget unloads the least recently used
+        served.uses += 1
         served.batcher.check_capacity()
         return served
+
+    async def resolve_loading(self) -> ServedVersion:
+        """`resolve`, waiting for the model's load on first request (for an async door)."""
+        while True:
+            try:
+                return self.resolve()
+            except LoadPending as pending:
+                await asyncio.shield(pending.load)
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
 
     def enqueue(
         self,
@@ -174,6 +209,8 @@ class InferCall:
         served = self.served
         assert served is not None, "resolve() comes first"
         self.inputs = inputs
+        if self.load_waits and timeout_s is not None:  # its wait for the load counts
+            timeout_s = max(timeout_s - (time.perf_counter() - self.started), 0.001)
         ticket = self.ticket = served.batcher.submit(
             inputs, samples, timeout_s, key=key, priority=priority, trace=self.span
         )

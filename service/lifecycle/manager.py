@@ -42,17 +42,20 @@ from service.batching.assemble import Layout, assemble
 from service.capture import CaptureWriter
 from service.errors import BadRequestError, NotFoundError, UnavailableError
 from service.lifecycle.offline import CachedVersion, verified_cache
+from service.lifecycle.on_demand import OnDemand
 from service.lifecycle.readiness import Readiness, assess
 from service.lifecycle.removal import RemovalWatch
 from service.lifecycle.routing import CanaryRoute, Routing, plan
 from service.lifecycle.served import ServedVersion, State, Status, VersionEvent
 from service.lifecycle.shadow import Shadow, ShadowLimits
 from service.lifecycle.source import follows_a_store, open_model_source
+from service.lifecycle.store_changes import ChangeWatch
 from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
 from service.runtime import OnnxModel, ProviderChoice, choose_providers, load_model
-from service.runtime.warmup import warmup_inputs
+from service.runtime.memory import release_free_memory, rss_bytes
+from service.runtime.warmup import warmup_batch_sizes, warmup_inputs
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,6 +97,7 @@ class ModelManager:
         # Polling retries a FAILED version this long after its failure (a transient store or
         # download error heals by itself; a broken file fails again, visibly, at this pace).
         self._retry_failed_after = max(60.0, 10 * settings.poll_interval_s)
+        self._changes = ChangeWatch(full_every_s=self._retry_failed_after)
         self._choice: ProviderChoice | None = None
         self._store: Any = None
         # Readiness: the models the configuration says to serve, and per model why its last
@@ -101,6 +105,10 @@ class ModelManager:
         self._to_serve: set[str] = set(settings.models)
         self._outcomes: dict[str, str] = {}
         self._removals = RemovalWatch(settings.removal_grace_s)
+        # A memory budget: models load on first request, the least recently used unload.
+        self.on_demand = (
+            OnDemand(self, settings, metrics.registry) if settings.memory_budget_mb else None
+        )
 
     # --- lookups (hot path: dictionary reads only) ---------------------------------------
 
@@ -153,7 +161,8 @@ class ModelManager:
             started=self.ready,
             draining=self.draining,
             to_serve=self._to_serve,
-            served=self._served.keys(),
+            # Under a memory budget a model not loaded is served: its first request loads it.
+            served=self._served.keys() if self.on_demand is None else self._known,
             outcomes=self._outcomes,
             nothing_asked_is_ready=self._explicit,
         )
@@ -228,7 +237,8 @@ class ModelManager:
                     from_cache = await self._serve_cache()
                 await asyncio.sleep(self.settings.poll_interval_s)
         for name in self._loaded_at_start(names):
-            await self.sync(name)
+            if self.on_demand is None or await self.on_demand.starts_loaded(name):
+                await self.sync(name)
         if from_cache:
             self.metrics.serving_from_cache.set(0)
             log.warning("store %s reachable again: caught up with it", self.settings.store)
@@ -322,6 +332,9 @@ class ModelManager:
                 return
             # Store unreachable: what is loaded keeps serving; the next poll tries again.
             try:
+                due, marker = await self._in_loader(lambda: self._changes.read(self._store))
+                if not due:  # store_changes.py: nothing changed since the last full poll
+                    continue
                 names = await self._model_names()
             except Exception as exc:
                 self.metrics.store_poll_failures.inc()
@@ -333,12 +346,19 @@ class ModelManager:
             ]
             for name in self._removals.update(names, watched):
                 await self._remove(name)
+            complete = True  # every model read and every load done: the marker may be trusted
             for name in names:
+                if self.on_demand is not None and name not in self._served:
+                    continue  # under a memory budget, its first request loads what it finds
                 try:
-                    await self.sync(name, retry_failed=False, raise_store_errors=True)
+                    if await self.sync(name, retry_failed=False, raise_store_errors=True):
+                        complete = False  # a load failed: the next poll retries it
                 except Exception as exc:  # this model only; the others are still polled
+                    complete = False
                     self.metrics.store_poll_failures.inc()
                     log.warning("store poll of model %s failed: %s", name, exc)
+            if complete:
+                self._changes.polled(marker)
 
     async def sync(
         self, name: str, *, retry_failed: bool = True, raise_store_errors: bool = False
@@ -495,8 +515,8 @@ class ModelManager:
         self._set_status(name, version, State.LOADING)
         started = time.perf_counter()
         try:
-            manifest, config, model = await self._in_loader(
-                opener or (lambda: self._open(name, version))
+            (manifest, config, model), grown = await self._in_loader(
+                lambda: _rss_growth(opener or (lambda: self._open(name, version)))
             )
         except StoreUnavailableError as exc:
             # The store went away mid-load: nothing is wrong with the version, so it is not
@@ -514,6 +534,8 @@ class ModelManager:
             raise
         served = self._serve(manifest, config, model)
         served.batcher.start()
+        if self.on_demand is not None:
+            self.on_demand.loaded(served, grown)
         seconds = time.perf_counter() - started
         self.metrics.load_seconds.labels(name, str(version)).set(seconds)
         self._set_status(name, version, State.READY)
@@ -521,7 +543,7 @@ class ModelManager:
         return served
 
     def _open(self, name: str, version: int) -> tuple[Manifest, ModelConfig, OnnxModel]:
-        """Loader thread: sync + verify, open the session, warm up at max batch and batch 1."""
+        """Loader thread: sync + verify, open the session, warm up at the sizes it batches."""
         assert self._choice is not None
         manifest = self._store.manifest(name, version)
         directory = Path(self._store.materialize(name, version, self.settings.cache_dir))
@@ -537,7 +559,7 @@ class ModelManager:
         model = load_model(directory, manifest, self.settings, self._choice)
         sig = self._signature(manifest, config)
         layout = Layout(sig, config.ragged_inputs)
-        for batch in sorted({sig.max_batch_size, 1}, reverse=True):
+        for batch in warmup_batch_sizes(sig, config.batching.preferred_batch_sizes):
             model.run(assemble([warmup_inputs(sig, batch)], layout))
         return manifest, config, model
 
@@ -578,6 +600,8 @@ class ModelManager:
         self._set_status(name, version, State.UNLOADING)
         await served.batcher.close()
         served.model.close()
+        if self.on_demand is not None:
+            self.on_demand.unloaded(served)
         self._set_status(name, version, State.UNAVAILABLE, reason)
         log.info("model %s v%d unloaded (%s)", name, version, reason)
 
@@ -622,6 +646,36 @@ class ModelManager:
                 self._to_serve.discard(name)
             await asyncio.gather(*(self._unload(s, "unloaded") for s in current.values()))
 
+    # --- memory budget (lifecycle/on_demand.py) ------------------------------------------
+
+    def load_on_demand(self, name: str) -> asyncio.Future[None] | None:
+        """Under a memory budget, the load a request for `name` (known, not loaded) waits for;
+        None otherwise."""
+        return None if self.on_demand is None else self.on_demand.request(name)
+
+    @property
+    def known_models(self) -> set[str]:
+        return self._known
+
+    @property
+    def store(self) -> Any:
+        return self._store
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._served
+
+    async def in_loader(self, fn: Callable[[], T]) -> T:
+        return await self._in_loader(fn)
+
+    async def evict(self, name: str, reason: str) -> None:
+        """Takes `name` out of the routing table now; its versions answer what they have
+        queued, then release their sessions."""
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            current = self._served.get(name, {})
+            self._publish(name, {}, None)
+            self._set_shadows(name, current.values(), None)
+            await asyncio.gather(*(self._unload(s, reason) for s in current.values()))
+
     # --- shutdown -------------------------------------------------------------------------
 
     def begin_drain(self) -> None:
@@ -651,3 +705,13 @@ class ModelManager:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _rss_growth(fn: Callable[[], T]) -> tuple[T, int]:
+    """`fn()` and how much the process's resident memory grew while it ran."""
+    before = rss_bytes()
+    result = fn()
+    # What the load freed (the file's bytes once parsed, warm-up buffers) goes back to the
+    # system first, so that the growth is what the version keeps.
+    release_free_memory()
+    return result, rss_bytes() - before

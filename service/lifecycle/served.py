@@ -61,3 +61,8 @@ class ServedVersion:
     shadow: Shadow | None = None
     # Set when traffic capture is on and its inputs are of a kind a shard holds.
     capture: VersionCapture | None = None
+    # Under a memory budget (on_demand.py): what the version is charged, when a request last
+    # reached it (the least recently used model is unloaded first) and how many did.
+    resident_bytes: int = 0
+    last_used: float = 0.0
+    uses: int = 0

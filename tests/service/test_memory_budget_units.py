@@ -1,0 +1,99 @@
+"""The memory budget's accounting, warm-up sizes, and the allocator giving memory back."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from model_store.schema import Manifest, Producer, TensorSpec
+from service.__main__ import parse_args
+from service.lifecycle.budget import MB, MemoryBudget
+from service.model_io.signature import ModelSignature
+from service.runtime.memory import release_free_memory, rss_bytes
+from service.runtime.warmup import warmup_batch_sizes
+from service.settings import Settings
+
+
+def test_fits_without_evicting() -> None:
+    budget = MemoryBudget(100)
+    budget.charge("a", 1, 40)
+    assert budget.victims(60, {"a": 1.0}, keep=()) == []
+
+
+def test_least_recently_used_go_first_and_only_as_many_as_needed() -> None:
+    budget = MemoryBudget(100)
+    for name, size in (("a", 30), ("b", 30), ("c", 30)):
+        budget.charge(name, 1, size)
+    last_used = {"a": 3.0, "b": 1.0, "c": 2.0}
+    assert budget.victims(20, last_used, keep=()) == ["b"]
+    assert budget.victims(50, last_used, keep=()) == ["b", "c"]
+
+
+def test_kept_models_are_never_victims() -> None:
+    budget = MemoryBudget(100)
+    budget.charge("pinned", 1, 60)
+    budget.charge("b", 1, 30)
+    assert budget.victims(40, {"pinned": 0.0, "b": 5.0}, keep={"pinned"}) == ["b"]
+    assert budget.victims(50, {"pinned": 0.0, "b": 5.0}, keep={"pinned"}) is None
+
+
+def test_a_model_is_charged_for_every_loaded_version() -> None:
+    budget = MemoryBudget(100)
+    budget.charge("m", 1, 30)
+    budget.charge("m", 2, 30)
+    assert budget.of_model("m") == 60
+    assert budget.victims(90, {"m": 1.0}, keep=()) == ["m"]
+    assert budget.release("m", 1) == 30
+    assert budget.used == 30
+
+
+def _signature(max_batch: int, batched: bool = True) -> ModelSignature:
+    shape = (-1, 4) if batched else (4,)
+    spec = TensorSpec(name="x", datatype="FP32", shape=shape)
+    manifest = Manifest(
+        name="m", version=1, inputs=(spec,), outputs=(spec,), producer=Producer(package="t")
+    )
+    from model_store.schema import BatchingConfig, ModelConfig
+
+    config = ModelConfig(batching=BatchingConfig(max_batch_size=max_batch))
+    return ModelSignature.build(manifest, config, max_batch)
+
+
+def test_warm_up_covers_every_batch_size_the_batcher_forms() -> None:
+    assert warmup_batch_sizes(_signature(64), (8, 32, 128)) == [64, 32, 8, 1]
+    assert warmup_batch_sizes(_signature(1), ()) == [1]
+
+
+def test_the_budget_flag_and_memory_settings() -> None:
+    assert parse_args(["--memory-budget-mb", "512"]) == {"memory_budget_mb": 512.0}
+    settings = Settings()
+    assert settings.memory_budget_mb is None
+    assert settings.cpu_mem_arena is False
+    with pytest.raises(ValueError, match="memory_budget_mb"):
+        Settings(memory_budget_mb=0)
+
+
+def test_malloc_trim_gives_freed_memory_back() -> None:
+    """Blocks freed between blocks still held (what unloading one session among others leaves)
+    stay resident in glibc's heap; the trim returns their pages."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size = 64 * 1024  # below glibc's mmap threshold: from the heap
+    blocks = [libc.malloc(size) for _ in range(3200)]  # 200 MB
+    for block in blocks:
+        ctypes.memset(block, 1, size)
+    held = rss_bytes()
+    kept = blocks[::16]  # every 16th stays: the heap's top cannot shrink past them
+    for block in blocks:
+        if block not in kept:
+            libc.free(block)
+    freed_kept = rss_bytes()
+    assert release_free_memory()
+    trimmed = rss_bytes()
+    for block in kept:
+        libc.free(block)
+    assert held - freed_kept < 20 * MB, "glibc returned the pages by itself: nothing to fix"
+    assert freed_kept - trimmed > 150 * MB
