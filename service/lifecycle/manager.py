@@ -333,8 +333,8 @@ class ModelManager:
             # Store unreachable: what is loaded keeps serving; the next poll tries again.
             try:
                 due, marker = await self._in_loader(lambda: self._changes.read(self._store))
-                if not due:  # store_changes.py: nothing changed since the last full poll
-                    continue
+                if not due and not self._removals.counting:
+                    continue  # store_changes.py: nothing changed since the last full poll
                 names = await self._model_names()
             except Exception as exc:
                 self.metrics.store_poll_failures.inc()

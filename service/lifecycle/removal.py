@@ -31,6 +31,12 @@ class RemovalWatch:
             self._missing_since.setdefault(name, now)
         return sorted(n for n, t in self._missing_since.items() if now - t >= self.grace_s)
 
+    @property
+    def counting(self) -> bool:
+        """Whether a model's grace is running: polls must list the store until it ends, even
+        when the store's change marker says nothing changed."""
+        return bool(self._missing_since)
+
     def missing_for(self, name: str) -> float | None:
         """Seconds since the model was first seen missing, None when it is not missing."""
         since = self._missing_since.get(name)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from model_store import open_store
+from model_store.backends.base import CHANGES
 from model_store.schema import BatchingConfig, ModelConfig, VersionPolicy
 from tests.service import models
 from tests.service.helpers import ServerProcess, publish, running_server
@@ -160,6 +161,10 @@ def test_a_model_removed_from_the_store_is_unloaded_after_its_grace(tmp_path: Pa
         _wait_for(lambda: queued() >= 1)  # the first batch is computing
         in_flight += [pool.submit(slow, 64) for _ in range(3)]  # seconds of work queued
         shutil.rmtree(store / "slow")
+        # Deleted by hand, then the store-wide change marker rewritten as every change made
+        # through a store rewrites it (without it, the server notices at its next full read of
+        # the store, within a minute).
+        (store / CHANGES).write_text("the slow model deleted by hand")
         deleted = time.monotonic()
         _wait_for(lambda: "model slow: gone from the store for" in server.log(), timeout=30)
         assert time.monotonic() - deleted >= grace, "unloaded before its grace period"

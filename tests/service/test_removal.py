@@ -43,3 +43,14 @@ def test_a_model_listed_again_or_unloaded_meanwhile_is_forgotten() -> None:
 
 def test_zero_grace_removes_at_the_first_listing_without_it() -> None:
     assert RemovalWatch(0.0, FakeClock()).update({"a"}, {"a", "b"}) == ["b"]
+
+
+def test_polls_keep_listing_while_a_grace_runs() -> None:
+    """The change marker cannot end a grace: a deletion by hand writes no marker, so the
+    manager lists the store at every poll while any model's clock is running."""
+    watch = RemovalWatch(5.0, FakeClock())
+    assert not watch.counting
+    watch.update([], ["a"])
+    assert watch.counting
+    watch.update(["a"], ["a"])
+    assert not watch.counting
