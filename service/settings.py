@@ -65,7 +65,8 @@ class Settings(BaseSettings):
         description="Poll mode: a model gone from the store (its directory, or every complete "
         "version) keeps serving this many seconds, then is unloaded (its queued requests "
         "finish first), logged and counted in inductive_models_removed_total. An unreachable "
-        "store never counts as gone.",
+        "store never counts as gone. A deletion made outside the store's API writes no change "
+        "marker and is seen at the next full read of the store (within a minute).",
     )
     ready_requires: Literal["all", "any"] = Field(
         default="all",
