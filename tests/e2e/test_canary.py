@@ -108,6 +108,11 @@ def test_canary_split_weight_change_promote_and_rollback_under_load_fail_no_requ
         log = server.log()
 
     failures = [r.error for r in records if r.error]
+    print(  # the figures of record for the canary (pytest -s shows them)
+        f"canary: weight 0.2 → v2 answered {share_of(2, split):.3f} of {len(split)}; "
+        f"weight 0.6 → {share_of(2, heavier):.3f} of {len(heavier)}; "
+        f"{len(records)} requests in all, {len(failures)} failed"
+    )
     assert failures == [], failures[:5]
     assert {r.version for r in split} == {1, 2}
     assert 0.15 <= share_of(2, split) <= 0.25, share_of(2, split)
