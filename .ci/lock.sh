@@ -2,7 +2,7 @@
 # Writes the hashed locks the images install from (Dockerfile), for the images' own Python:
 # CPython 3.12 on Linux x86-64 (manylinux 2.28: Ubuntu 24.04 and Debian 12 both qualify).
 #
-#   .ci/requirements-serve.lock      serve (CUDA) image: inductive[s3,gpu], onnxruntime-gpu
+#   .ci/requirements-serve.lock      serve (CUDA) image: inductive[s3,gpu,otel], onnxruntime-gpu
 #   .ci/requirements-serve-cpu.lock  serve-cpu image: the same with onnxruntime (the CPU build
 #                                    of the same release) in place of onnxruntime-gpu
 #   .ci/requirements-build.lock      setuptools, which builds inductive's own wheel in the images
@@ -44,8 +44,8 @@ compile() {
         --constraint "$work/installed.txt" "$@" -o "$out"
     sed -i -e "\#-c $work/installed.txt#d" -e "s#$work/##g" "$out"
 }
-compile .ci/requirements-serve.lock pyproject.toml --extra s3 --extra gpu
-compile .ci/requirements-serve-cpu.lock pyproject.toml "$work/serve-cpu.in" --extra s3 \
+compile .ci/requirements-serve.lock pyproject.toml --extra s3 --extra gpu --extra otel
+compile .ci/requirements-serve-cpu.lock pyproject.toml "$work/serve-cpu.in" --extra s3 --extra otel \
     --no-emit-package onnxruntime-gpu
 compile .ci/requirements-build.lock "$work/build.in"
 grep -c "==" .ci/requirements-serve.lock .ci/requirements-serve-cpu.lock .ci/requirements-build.lock

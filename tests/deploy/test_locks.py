@@ -1,7 +1,7 @@
 """The images' hashed locks (written by .ci/lock.sh) agree with pyproject.toml, for the images'
 Python (CPython 3.12 on Linux x86-64):
 
-- every serving requirement (the base dependencies, the s3 extra, and the gpu extra in the CUDA
+- every serving requirement (the base dependencies, the s3 and otel extras, and the gpu extra in the CUDA
   image) is pinned at a version its specifier allows; in serve-cpu, onnxruntime (the CPU build of
   the same release) takes onnxruntime-gpu's place;
 - every pin is needed: its "# via" notes lead back to inductive, through requirements that
@@ -58,10 +58,10 @@ class Image:
 
 
 IMAGES = {
-    "serve": Image("requirements-serve.lock", ("s3", "gpu")),
+    "serve": Image("requirements-serve.lock", ("s3", "gpu", "otel")),
     "serve-cpu": Image(
         "requirements-serve-cpu.lock",
-        ("s3",),
+        ("s3", "otel"),
         swaps={"onnxruntime-gpu": "onnxruntime"},
         inputs={"-r serve-cpu.in": {"onnxruntime"}},
     ),
