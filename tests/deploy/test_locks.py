@@ -1,9 +1,9 @@
 """The images' hashed locks (written by .ci/lock.sh) agree with pyproject.toml, for the images'
 Python (CPython 3.12 on Linux x86-64):
 
-- every serving requirement (the base dependencies, the s3 and otel extras, and the gpu extra in the CUDA
-  image) is pinned at a version its specifier allows; in serve-cpu, onnxruntime (the CPU build of
-  the same release) takes onnxruntime-gpu's place;
+- every serving requirement (the base dependencies, the s3 and otel extras, and the gpu extra
+  in the CUDA image) is pinned at a version its specifier allows; in serve-cpu, onnxruntime
+  (the CPU build of the same release) takes onnxruntime-gpu's place;
 - every pin is needed: its "# via" notes lead back to inductive, through requirements that
   pyproject.toml still has;
 - every pin carries hashes (`pip install --require-hashes` refuses the file otherwise);
