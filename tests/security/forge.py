@@ -34,4 +34,7 @@ def forge_version(store_dir: Path, name: str, files: dict[str, bytes | Path]) ->
     )
     Manifest.model_validate(manifest.model_dump())  # still a valid manifest, only lying
     (version_dir / "manifest.json").write_text(json.dumps(manifest.model_dump(mode="json")))
+    # The store-wide change marker, rewritten as by any writer through the store: a polling
+    # server reads the store at once instead of at its next full read (a minute away).
+    store.backend.write_changes(f"forged {name} v{version}".encode())
     return version
