@@ -115,7 +115,7 @@ def test_overload_and_deadlines(tmp_path: Path) -> None:
     wait (INDUCTIVE_MAX_QUEUE_SIZE), the next gets RESOURCE_EXHAUSTED. Then all is served."""
     store = tmp_path / "store"
     config = ModelConfig(batching=BatchingConfig(max_batch_size=64, max_queue_delay_ms=0))
-    publish(store, "slow", models.slow_model(tmp_path, width=1024, depth=96), config=config)
+    publish(store, "slow", models.slow_model(tmp_path, width=1024, depth=768), config=config)
     with running_server(store, tmp_path, {"INDUCTIVE_MAX_QUEUE_SIZE": "2"}) as server:
         c = client(server)
         one = {"x": np.ones((1, 1024), np.float32)}
@@ -131,7 +131,7 @@ def test_overload_and_deadlines(tmp_path: Path) -> None:
                 time.sleep(0.01)
 
         with ThreadPoolExecutor(4) as pool:
-            # 64 samples × 96 layers of 1024²: a batch of a second or more, the worker busy.
+            # 64 samples × 768 layers of 1024²: a batch of a second or more, the worker busy.
             hog = pool.submit(c.infer, "slow", inputs({"x": np.ones((64, 1024), np.float32)}))
             wait_for("inductive_inference_queue_duration_seconds_count", 1)  # it started
             code, _ = status(lambda: c.infer("slow", inputs(one), client_timeout=0.05))
