@@ -53,11 +53,12 @@ def _launch(tree: Path, model: str, store: Path, extra_env: dict[str, str]) -> L
         *("--store", str(store), "--port", str(port), "--models", model),
         *("--model-control-mode", "none", "--providers", "cpu", "--intra-op-threads", "1"),
         *("--log-level", "warning"),
-        # A free port for the gRPC door: its default, 8001, may be another server's on a
-        # shared machine, and the server would not start.
-        *("--grpc-port", str(free_port())),
     ]  # fmt: skip
     env = {
+        # A free port for the gRPC door: its default, 8001, may be another server's on a
+        # shared machine, and the server would not start. An environment variable, not a flag:
+        # a checkout from before the gRPC door ignores it.
+        "INDUCTIVE_GRPC_PORT": str(free_port()),
         "INDUCTIVE_BATCHING": "true",
         "INDUCTIVE_CACHE_DIR": str(WORK_DIR / "cache"),
         **extra_env,
