@@ -30,6 +30,7 @@ import numpy as np
 import orjson
 
 from benchmarks.harness.servers import running_server
+from benchmarks.reporting import machine_summary
 from benchmarks.sized_models import FEATURES, publish_sized, sized_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load-cycles"
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         report: dict[str, Any] = {
             "command": "python -m benchmarks.load_cycles " + " ".join(sys.argv[1:]),
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": "shared 2-core CPU machine, loaded by other engineers' jobs while measured",
+            "machine": machine_summary(),
             "cycles": args.cycles,
             "weights_mb": args.weights_mb,
             "server": server_cycles(args.cycles, args.weights_mb, Path(tmp)),

@@ -35,6 +35,7 @@ import orjson
 from benchmarks.bodies import http_request
 from benchmarks.harness.servers import ServerProcess, running_server
 from benchmarks.openloop import OpenLoop, percentiles_ms
+from benchmarks.reporting import machine_summary
 from benchmarks.sized_models import FEATURES, publish_sized
 
 RESULTS = Path(__file__).resolve().parent / "results" / "many-models"
@@ -165,7 +166,7 @@ def measure(
     return {
         "command": "python -m benchmarks.many_models " + " ".join(args.argv),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": "shared 2-core CPU machine, loaded by other engineers' jobs while measured",
+        "machine": machine_summary(),
         "models": args.models,
         "weights_mb": {"sizes": SIZES_MB, "total": sum(weights) / MB},
         "store_build_s": build_s,

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.reporting import machine_summary
+
 RESULTS = Path(__file__).resolve().parent / "results" / "model-memory"
 # Option sets: (name, INDUCTIVE_CPU_MEM_ARENA, INDUCTIVE_MEM_PATTERN). "arena" was the only
 # behaviour before these settings existed (ONNX Runtime's defaults).
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, object] = {
         "command": "python -m benchmarks.model_memory " + " ".join(sys.argv[1:]),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": "shared 2-core CPU machine, loaded by other engineers' jobs while measured",
+        "machine": machine_summary(),
         "copies": args.copies,
         "allocator": "glibc defaults" if args.plain_malloc else "keep_batch_buffers (as served)",
         "families": {},

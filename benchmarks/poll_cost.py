@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.reporting import machine_summary
 from benchmarks.sized_models import publish_sized
 from model_store import ModelStore, open_store
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.poll_cost "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": "shared 2-core CPU machine, loaded by other engineers' jobs while measured",
+        "machine": machine_summary(),
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,13 @@ def machine(command: str) -> dict[str, Any]:
     }
 
 
+def machine_summary() -> str:
+    """One line for a JSON record: the CPU, its cores and how loaded the machine was."""
+    load = os.getloadavg()[0]
+    state = "quiet" if load <= LOADED_ABOVE else "under load: other work shared the cores"
+    return f"{cpu_model()} ({os.cpu_count()} cores), load average {load:.2f} at the start ({state})"
+
+
 def machine_lines(meta: dict[str, Any]) -> list[str]:
     """Markdown bullets: when, on what, how loaded, and the command that reproduces it."""
     before = meta["load_before"][0]
