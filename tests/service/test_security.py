@@ -28,7 +28,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     publish(store, "faulty", models.faulty_model(work))
     slow = ModelConfig(batching=BatchingConfig(max_batch_size=4, max_queue_delay_ms=0,
                                                max_queue_size=2))  # fmt: skip
-    publish(store, "slow", models.slow_model(work, width=512, depth=32), config=slow)
+    publish(store, "slow", models.slow_model(work, width=512, depth=512), config=slow)
     env = {
         "INDUCTIVE_API_KEYS": ",".join(KEYS),
         "INDUCTIVE_CORS_ORIGINS": ORIGIN,
