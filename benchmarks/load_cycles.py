@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 
 from benchmarks.harness.servers import running_server
-from benchmarks.reporting import machine_summary
+from benchmarks.reporting import machine_summary, write_json_record
 from benchmarks.sized_models import FEATURES, publish_sized, sized_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load-cycles"
@@ -150,9 +150,7 @@ def main(argv: list[str] | None = None) -> None:
             out = subprocess.run(argv_child, check=True, capture_output=True, text=True).stdout
             report[f"in_process_{mode}"] = json.loads(out.strip().splitlines()[-1])
             print(json.dumps(report[f"in_process_{mode}"]))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_json_record(RESULTS, report)
     print(f"written {path}")
 
 

@@ -35,7 +35,7 @@ import orjson
 from benchmarks.bodies import http_request
 from benchmarks.harness.servers import ServerProcess, running_server
 from benchmarks.openloop import OpenLoop, percentiles_ms
-from benchmarks.reporting import machine_summary
+from benchmarks.reporting import machine_summary, write_json_record
 from benchmarks.sized_models import FEATURES, publish_sized
 
 RESULTS = Path(__file__).resolve().parent / "results" / "many-models"
@@ -221,9 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     report = run(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_json_record(RESULTS, report)
     summary = {k: v for k, v in report.items() if k != "rss_mb"}
     print(json.dumps({**summary, "rss_max_mb": report["rss_mb"]["max"]}, indent=1))
     print(f"written {path}")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.reporting import machine_summary
+from benchmarks.reporting import machine_summary, write_json_record
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model-memory"
 # Option sets: (name, INDUCTIVE_CPU_MEM_ARENA, INDUCTIVE_MEM_PATTERN). "arena" was the only
@@ -226,9 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  {name:22} {figures['rss_per_model_mb']:7.2f} MB/model  "
                       f"b1 {figures['batch1_samples_per_cpu_s']:9.0f}/cpu-s  "
                       f"b64 {figures['batch64_samples_per_cpu_s']:9.0f}/cpu-s")  # fmt: skip
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out_path = RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M}.json"
-    out_path.write_text(json.dumps(report, indent=2) + "\n")
+    out_path = write_json_record(RESULTS, report)
     print(f"written {out_path}")
 
 

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.reporting import machine_summary
+from benchmarks.reporting import machine_summary, write_json_record
 from benchmarks.sized_models import publish_sized
 from model_store import ModelStore, open_store
 
@@ -156,9 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine_summary(),
         "rows": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_json_record(RESULTS, report)
     print(f"written {path}")
 
 

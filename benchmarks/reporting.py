@@ -8,6 +8,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ def machine_summary() -> str:
     load = os.getloadavg()[0]
     state = "quiet" if load <= LOADED_ABOVE else "under load: other work shared the cores"
     return f"{cpu_model()} ({os.cpu_count()} cores), load average {load:.2f} at the start ({state})"
+
+
+def write_json_record(results_dir: Path, report: dict[str, Any]) -> Path:
+    """A JSON record named by the minute it was written (UTC), under `results_dir`."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{datetime.now(UTC):%Y-%m-%dT%H%M}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
 
 
 def machine_lines(meta: dict[str, Any]) -> list[str]:
