@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,24 +28,12 @@ from service.settings import Settings
 from tests.model_store.helpers import manifest_for, write_model
 from tests.reliability.clients import add_body, connect, infer_add, raw_request
 from tests.reliability.contract import error_message
+from tests.reliability.waits import eventually, served_versions
 from tests.service import models
 from tests.service.helpers import REPO_ROOT, ServerProcess, publish, running_server
 
 POLL = {"INDUCTIVE_MODEL_CONTROL_MODE": "poll", "INDUCTIVE_POLL_INTERVAL_S": "0.2"}
 ADD_CONFIG = ModelConfig(batching=BatchingConfig(max_batch_size=32, max_queue_delay_ms=20))
-
-
-def _eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
-
-
-def _served_versions(server: ServerProcess, model: str) -> list[str]:
-    response = httpx.get(f"{server.url}/v2/models/{model}", timeout=10)
-    return list(response.json().get("versions", [])) if response.status_code == 200 else []
 
 
 def _keeps_serving(server: ServerProcess, seconds: float, expected_offset: float = 0.0) -> int:
@@ -140,7 +127,7 @@ def test_a_model_file_damaged_after_loading_keeps_serving_from_memory(
         else:
             shutil.rmtree(version_dir)
         _keeps_serving(server, 1.5)  # several polls see the damaged store
-        assert _served_versions(server, "add") == ["1"]
+        assert served_versions(server, "add") == ["1"]
         assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
 
 
@@ -159,7 +146,7 @@ def test_local_store_gone_keeps_serving_and_polling_recovers(
         assert failures >= 1, "the vanished store was not noticed by the poller"
         away.rename(add_store)
         publish(add_store, "add", _v2_model(tmp_path))
-        _eventually(lambda: _served_versions(server, "add") == ["2"], 20, "v2 served")
+        eventually(lambda: served_versions(server, "add") == ["2"], 20, "v2 served")
         _keeps_serving(server, 0.3, expected_offset=100.0)
 
 
@@ -185,7 +172,7 @@ def test_s3_store_down_keeps_serving_and_polling_recovers(
             assert failures >= 1, "the outage was not noticed by the poller"
             s3.start()
             add_onnx(store, "add", _v2_model(tmp_path))
-            _eventually(lambda: _served_versions(server, "add") == ["2"], 30, "v2 served")
+            eventually(lambda: served_versions(server, "add") == ["2"], 30, "v2 served")
             _keeps_serving(server, 0.3, expected_offset=100.0)
 
 
@@ -396,9 +383,9 @@ def test_a_publisher_killed_midway_is_invisible_to_a_polling_server(tmp_path: Pa
         }
         deadline = time.monotonic() + 1.5  # several polls
         while time.monotonic() < deadline:
-            assert _served_versions(server, "m") == ["1"]
+            assert served_versions(server, "m") == ["1"]
             assert httpx.post(f"{server.url}/v2/models/m/infer", json=body).status_code == 200
         store.publish("m", {"model.onnx": model}, manifest_for("m"))
-        _eventually(lambda: _served_versions(server, "m") == ["2"], 20, "v2 served")
+        eventually(lambda: served_versions(server, "m") == ["2"], 20, "v2 served")
         log = server.log()
         assert "failed to load" not in log, log

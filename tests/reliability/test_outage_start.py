@@ -4,8 +4,6 @@ in its log and metrics, and catches up with the store once it answers (SeaweedFS
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,24 +14,12 @@ from model_store import add_onnx, open_store
 from model_store.schema import BatchingConfig, ModelConfig
 from service.lifecycle.offline import verified_cache
 from tests.reliability.clients import infer_add
+from tests.reliability.waits import eventually, served_versions
 from tests.service import models
-from tests.service.helpers import ServerProcess, publish, running_server
+from tests.service.helpers import publish, running_server
 
 CONFIG = ModelConfig(batching=BatchingConfig(max_batch_size=8))
 FROM_CACHE = "inductive_serving_from_cache"
-
-
-def _eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
-
-
-def _versions(server: ServerProcess, model: str) -> list[str]:
-    response = httpx.get(f"{server.url}/v2/models/{model}", timeout=10)
-    return list(response.json().get("versions", [])) if response.status_code == 200 else []
 
 
 def _offset_model(tmp_path: Path, offset: float) -> Path:
@@ -76,8 +62,8 @@ def test_start_up_with_the_store_down_serves_the_verified_cache_then_catches_up(
             x = np.arange(8, dtype=np.float32).reshape(2, 4)
             with httpx.Client() as client:
                 np.testing.assert_array_equal(infer_add(client, server.url, x), x + x)
-            assert _versions(server, "add") == ["1"]
-            assert _versions(server, "other") == []
+            assert served_versions(server, "add") == ["1"]
+            assert served_versions(server, "other") == []
             metrics = server.metrics()
             assert metrics[FROM_CACHE] == 1
             assert metrics["inductive_store_poll_failures_total"] >= 1
@@ -88,8 +74,8 @@ def test_start_up_with_the_store_down_serves_the_verified_cache_then_catches_up(
 
             s3.start()
             add_onnx(store, "add", _offset_model(tmp_path, 100.0), config=CONFIG)
-            _eventually(lambda: _versions(server, "add") == ["2"], 60, "v2 served")
-            _eventually(lambda: _versions(server, "other") == ["1"], 30, "other fetched again")
+            eventually(lambda: served_versions(server, "add") == ["2"], 60, "v2 served")
+            eventually(lambda: served_versions(server, "other") == ["1"], 30, "other fetched again")
             assert server.metrics()[FROM_CACHE] == 0
             assert "reachable again: caught up with it" in server.log()
             with httpx.Client() as client:
