@@ -29,7 +29,7 @@ _FLAGS = {
     "store": str, "model_dir": str, "model_name": str, "cache_dir": str, "models": str,
     "model_control_mode": str,
     "poll_interval_s": float, "host": str, "port": int, "providers": str,
-    "cuda_device_id": int, "intra_op_threads": int, "precision": str,
+    "cuda_device_id": int, "intra_op_threads": int, "batch_threads": int, "precision": str,
     "max_batch_size": int, "max_queue_delay_ms": float, "max_queue_size": int,
     "default_timeout_ms": float, "shutdown_grace_s": float, "shutdown_delay_s": float,
     "log_format": str, "log_level": str, "body_timeout_s": float, "header_timeout_s": float,

@@ -228,6 +228,12 @@ class Settings(BaseSettings):
         description="ONNX Runtime intra-op threads; 0 = cores available.",
     )
     inter_op_threads: int = Field(default=1, ge=1, description="ONNX Runtime inter-op threads.")
+    batch_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Threads computing batches, shared by every model version (one version "
+        "computes one batch at a time); 0 = twice the cores available, at least 4.",
+    )
     worker_nice: int = Field(
         default=5,
         ge=0,

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,7 +40,7 @@ import numpy as np
 from service.batching.assemble import Layout, assemble, batch_key, split
 from service.batching.run import BatchRun
 from service.batching.ticket import Ticket
-from service.batching.worker import Worker
+from service.batching.worker import WorkerPool
 from service.errors import (
     ModelExecutionError,
     ModelInputError,
@@ -137,7 +135,7 @@ class Batcher:
         policy: BatchPolicy,
         metrics: VersionMetrics,
         clock: Clock | None = None,
-        worker_nice: int = 0,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.label = label
         self._runner = runner
@@ -147,8 +145,9 @@ class Batcher:
         self._clock = clock or MonotonicClock()
         self._queue: deque[Pending] = deque()
         self._closing = False
-        self._worker_nice = worker_nice
-        self._worker: Worker | None = None
+        # The server's shared pool; a batcher built alone (tests, tools) owns a thread of its own.
+        self._workers = workers
+        self._owns_workers = workers is None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy = False  # a batch is in the worker thread
         self._dispatch_due = False  # a `_dispatch` is scheduled for this loop iteration
@@ -162,8 +161,8 @@ class Batcher:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        nice, label = self._worker_nice, self.label
-        self._worker = Worker(f"infer-{label}", on_start=lambda: _lower_priority(nice, label))
+        if self._workers is None:
+            self._workers = WorkerPool(1, f"infer-{self.label}")
 
     @property
     def depth(self) -> int:
@@ -262,8 +261,8 @@ class Batcher:
                 self._drained = self._loop.create_future()
                 self._dispatch()
             await asyncio.shield(self._drained)
-        if self._worker is not None:
-            self._worker.stop()
+        if self._owns_workers and self._workers is not None:
+            self._workers.stop()
 
     # --- dispatch (event loop) -----------------------------------------------------------
 
@@ -371,7 +370,7 @@ class Batcher:
         return batch
 
     def _launch(self, batch: list[Pending]) -> None:
-        assert self._worker is not None
+        assert self._workers is not None
         start = self._clock.now()
         observe = self._metrics.queue_seconds.observe
         samples = 0
@@ -381,7 +380,7 @@ class Batcher:
             observe(start - p.enqueued)
         run = BatchRun(time.perf_counter(), samples, len(batch))
         self._busy = True
-        self._worker.submit(partial(self._compute, batch), partial(self._finished, batch, run))
+        self._workers.submit(partial(self._compute, batch), partial(self._finished, batch, run))
 
     def _finished(
         self,
@@ -471,18 +470,6 @@ class Batcher:
         )
         t3 = time.perf_counter()
         return results, _Execution(sum(samples), len(requests), t1 - t0, t2 - t1, t3 - t2)
-
-
-def _lower_priority(nice: int, label: str) -> None:
-    """Runs in the worker thread: on Linux a thread has its own nice value. When the event loop
-    and a batch share a core, the loop then wins it as soon as a request arrives, so a refusal
-    or a reply is not held up by the rest of the scheduler slice of a batch (≈ 4 ms)."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except OSError as exc:
-        log.warning("cannot lower the priority of the worker of %s: %s", label, exc)
 
 
 # ONNX Runtime's error classes (onnxruntime.capi.onnxruntime_pybind11_state) that a kernel

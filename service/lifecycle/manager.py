@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ from model_store.schema import (
 )
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
+from service.batching.worker import WorkerPool, lower_priority
 from service.capture import CaptureWriter
 from service.errors import BadRequestError, NotFoundError, UnavailableError
 from service.lifecycle.offline import CachedVersion, verified_cache
@@ -91,6 +93,11 @@ class ModelManager:
         self._known: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+        self._workers = WorkerPool(
+            settings.batch_threads or max(4, 2 * len(os.sched_getaffinity(0))),
+            "infer",
+            on_start=partial(lower_priority, settings.worker_nice),
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._local_root_seen = False
@@ -585,7 +592,7 @@ class ModelManager:
         label = f"{manifest.name}:{manifest.version}"
         metrics = self.metrics.for_version(manifest.name, manifest.version)
         layout = Layout(sig, config.ragged_inputs)
-        batcher = Batcher(label, model.run, layout, policy, metrics, worker_nice=s.worker_nice)
+        batcher = Batcher(label, model.run, layout, policy, metrics, workers=self._workers)
         plans = RequestPlans(sig, layout, s.max_tensor_elements)
         served = ServedVersion(
             manifest.name, manifest.version, manifest, config, sig, model, batcher, metrics, plans
@@ -695,6 +702,7 @@ class ModelManager:
         if self._capture is not None:  # after the last answers: their captures are queued
             await self._capture.close()
         self._loader.shutdown(wait=False, cancel_futures=True)
+        self._workers.stop(wait=False)
 
     # --- helpers --------------------------------------------------------------------------
 
