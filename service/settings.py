@@ -258,8 +258,9 @@ class Settings(BaseSettings):
     memory_trim_interval_s: float = Field(
         default=1.0,
         ge=0,
-        description="Without the CPU arena: give the allocator's free memory back to the system "
-        "this often (malloc_trim); 0 = only after model loads and unloads.",
+        description="Without the CPU arena: every this many seconds, give the allocator's free "
+        "memory back to the system (malloc_trim) if no batch started since the last tick; "
+        "0 = only after model loads and unloads.",
     )
     mem_pattern: bool = Field(
         default=True,

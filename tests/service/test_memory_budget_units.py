@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import threading
+import time
 
 import pytest
 
@@ -10,7 +12,7 @@ from model_store.schema import Manifest, Producer, TensorSpec
 from service.__main__ import parse_args
 from service.lifecycle.budget import MB, MemoryBudget
 from service.model_io.signature import ModelSignature
-from service.runtime.memory import release_free_memory, rss_bytes
+from service.runtime.memory import release_free_memory, rss_bytes, trim_periodically
 from service.runtime.warmup import warmup_batch_sizes
 from service.settings import Settings
 
@@ -74,15 +76,19 @@ def test_the_budget_flag_and_memory_settings() -> None:
         Settings(memory_budget_mb=0)
 
 
-def test_malloc_trim_gives_freed_memory_back() -> None:
-    """Blocks freed between blocks still held (what unloading one session among others leaves)
-    stay resident in glibc's heap; the trim returns their pages."""
+def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
+    return libc
+
+
+def _fragmented_free_memory(libc: ctypes.CDLL) -> tuple[list[int], int]:
+    """200 MB allocated and touched, then freed but for every 16th block (what unloading one
+    session among others leaves): the blocks kept, and the RSS with all 200 MB touched."""
     size = 64 * 1024  # below glibc's mmap threshold: from the heap
-    blocks = [libc.malloc(size) for _ in range(3200)]  # 200 MB
+    blocks = [libc.malloc(size) for _ in range(3200)]
     for block in blocks:
         ctypes.memset(block, 1, size)
     held = rss_bytes()
@@ -90,6 +96,14 @@ def test_malloc_trim_gives_freed_memory_back() -> None:
     for block in blocks:
         if block not in kept:
             libc.free(block)
+    return kept, held
+
+
+def test_malloc_trim_gives_freed_memory_back() -> None:
+    """Blocks freed between blocks still held stay resident in glibc's heap; the trim returns
+    their pages."""
+    libc = _libc()
+    kept, held = _fragmented_free_memory(libc)
     freed_kept = rss_bytes()
     assert release_free_memory()
     trimmed = rss_bytes()
@@ -97,3 +111,35 @@ def test_malloc_trim_gives_freed_memory_back() -> None:
         libc.free(block)
     assert held - freed_kept < 20 * MB, "glibc returned the pages by itself: nothing to fix"
     assert freed_kept - trimmed > 150 * MB
+
+
+def test_periodic_trims_wait_for_a_quiet_interval() -> None:
+    """While batches keep starting, freed memory stays (the next batches reuse it); the first
+    interval without a batch gives it back."""
+    libc = _libc()
+    batches = [0]
+    busy = threading.Event()
+    busy.set()
+
+    def activity() -> int:
+        if busy.is_set():
+            batches[0] += 1  # a batch started in every interval
+        return batches[0]
+
+    release_free_memory()
+    stop = threading.Event()
+    assert trim_periodically(0.05, activity, stop) is not None
+    kept, _ = _fragmented_free_memory(libc)
+    freed = rss_bytes()
+    time.sleep(0.5)
+    still_busy = rss_bytes()
+    busy.clear()
+    deadline = time.monotonic() + 5
+    while rss_bytes() > freed - 150 * MB and time.monotonic() < deadline:
+        time.sleep(0.02)
+    quiet = rss_bytes()
+    stop.set()
+    for block in kept:
+        libc.free(block)
+    assert freed - still_busy < 20 * MB, "trimmed while batches were running"
+    assert freed - quiet > 150 * MB, "not trimmed once quiet"
