@@ -10,6 +10,11 @@ request costs.
 server (INDUCTIVE_* settings, OTEL_* variables), so one tree can be compared with itself under
 two configurations.
 
+`--open-loop 6000,7000` adds, in each round and on the same running server after the closed-loop
+run, an open-loop run (benchmarks/openloop.py, from core 1) at each rate for
+`--open-loop-seconds`: latency counted from each request's due time, p50 / p99 / p99.9, and
+whether the rate was held (every request answered 2xx, the rate offered in full).
+
 Each round starts the server of each tree in turn (`python -m service` run from that tree, one
 intra-op thread, pinned to core 0), warms it up, drives it with wrk from core 1 and reads every
 server thread's CPU time from /proc around the measured run. Per tree it reports requests per
@@ -32,6 +37,7 @@ from benchmarks.closedloop import run_wrk
 from benchmarks.config import DEFAULT_STORE, WORK_DIR
 from benchmarks.contenders import CONTENDERS, launch_for
 from benchmarks.harness.servers import Launch, free_port, serve
+from benchmarks.openloop import run_open_loop
 from benchmarks.procstat import thread_times
 from benchmarks.reporting import cpu_model
 from benchmarks.workload import Workload, load_workload
@@ -43,6 +49,8 @@ class Sample:
     loop_us: float  # event loop CPU per request
     other_us: float  # every other thread's CPU per request
     p50_ms: float
+    # rate → (p50, p99, p99.9 ms, held) of the open-loop runs
+    open_loop: dict[float, tuple[float, float, float, bool]]
 
 
 def _launch(tree: Path, model: str, store: Path, extra_env: dict[str, str]) -> Launch:
@@ -92,6 +100,18 @@ def measure(side: Side, args: argparse.Namespace, files: list[Path], workload: W
         before = thread_times(running.pid)
         result = run_wrk(url, files, connections=args.concurrency, duration_s=args.seconds, core=1)
         after = thread_times(running.pid)
+        open_loop = {}
+        for rate in args.open_loop:
+            point = run_open_loop(
+                running.url,
+                files,
+                rate=rate,
+                seconds=args.open_loop_seconds,
+                connections=256,
+                core=1,
+            )
+            ms = point.latency_ms
+            open_loop[rate] = (ms["p50"], ms["p99"], ms["p999"], point.held)
     requests = max(result.requests, 1)
 
     def cpu(threads: set[int]) -> float:
@@ -99,7 +119,9 @@ def measure(side: Side, args: argparse.Namespace, files: list[Path], workload: W
         return spent / requests * 1e6
 
     loop = {running.pid} & after.keys()
-    return Sample(result.throughput, cpu(loop), cpu(after.keys() - loop), result.latency_ms["p50"])
+    return Sample(
+        result.throughput, cpu(loop), cpu(after.keys() - loop), result.latency_ms["p50"], open_loop
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,6 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    parser.add_argument(
+        "--open-loop", type=_rates, default=(), metavar="RATES", help="req/s, comma-separated"
+    )
+    parser.add_argument("--open-loop-seconds", type=float, default=5.0)
     parser.add_argument(
         "--a-env", action="append", default=[], metavar="KEY=VALUE", help="for the first server"
     )
@@ -136,6 +162,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"p50 {sample.p50_ms:.2f} ms",
                 flush=True,
             )
+            for rate, (p50, p99, p999, held) in sample.open_loop.items():
+                print(
+                    f"  open loop {rate:,.0f} req/s: p50 {p50:.2f} ms, p99 {p99:.2f}, "
+                    f"p99.9 {p999:.2f}{'' if held else ', NOT held'}",
+                    flush=True,
+                )
     print(f"\n`{args.model}`, binary, c={args.concurrency}, {args.rounds} rounds; {cpu_model()}")
     print(f"load average {os.getloadavg()[0]:.2f}\n")
     print("| server | req/s | event loop µs/request | other threads µs/request | p50 ms |")
@@ -149,6 +181,26 @@ def main(argv: list[str] | None = None) -> None:
             f"| {label} | {medians[0]:,.0f} | {medians[1]:.1f} | {medians[2]:.1f} "
             f"| {medians[3]:.2f} |"
         )
+    if args.open_loop:
+        print(f"\nOpen loop, {args.open_loop_seconds:g} s per rate: median over the rounds\n")
+        print("| server | req/s offered | p50 ms | p99 ms | p99.9 ms | rounds held |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for label, rows in samples.items():
+            for rate in args.open_loop:
+                runs = [s.open_loop[rate] for s in rows]
+                p50, p99, p999 = (statistics.median(r[i] for r in runs) for i in range(3))
+                rounds_held = sum(1 for r in runs if r[3])
+                print(
+                    f"| {label} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {p999:.2f} "
+                    f"| {rounds_held} of {len(runs)} |"
+                )
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated req/s, not {text!r}") from None
 
 
 def _side(letter: str, tree: Path, pairs: list[str]) -> Side:

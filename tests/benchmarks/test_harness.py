@@ -152,12 +152,18 @@ def test_compare_measures_a_tree_or_the_floor(side: str, tiny_store: Path, tmp_p
     `floor`, for the floor contender: both must answer the load and show event-loop time."""
     workload = load_workload(tiny_store, "add", tmp_path / "cache")
     files = write_requests(workload, "binary", tmp_path / "requests")
-    args = argparse.Namespace(model="add", store=tiny_store, concurrency=4, seconds=1.0)
+    args = argparse.Namespace(
+        model="add", store=tiny_store, concurrency=4, seconds=1.0,
+        open_loop=(200.0,), open_loop_seconds=1.0,
+    )  # fmt: skip
     tree = Path("floor") if side == "floor" else Path(__file__).resolve().parents[2]
     sample = compare_measure(Side("A", "A", tree, {}), args, files, workload)
     assert sample.throughput > 0
     assert sample.loop_us > 0
     assert sample.p50_ms > 0
+    p50, p99, p999, held = sample.open_loop[200.0]  # a rate far below the tiny model's capacity
+    assert held
+    assert 0 < p50 <= p99 <= p999
 
 
 def test_ratio_divides_by_the_raw_runs_around_each_contender() -> None:
