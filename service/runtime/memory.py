@@ -91,10 +91,12 @@ def trim_periodically(
     no malloc_trim.
 
     Only quiet intervals: under load the freed batch buffers are the next batches' buffers, and
-    a trim makes them fault their pages in again. Trimming whenever the RSS had grown 16 MB
-    trimmed about once a second under steady load (a batch's buffers alone are that much), for
-    3 % of the closed-loop throughput and a p99 of 37 ms instead of 6 ms at 7,200 req/s open
-    loop on the demo cnn (benchmarks/results/model-memory/)."""
+    a trim makes them fault their pages in again. A trim whenever the RSS had grown 16 MB could
+    fire under load each time batches grew (a batch's buffers alone are that much). A quiet
+    server still gives back what a burst left. In alternating rounds
+    (benchmarks/results/model-memory/compare-trim-when-quiet.md) the difference in throughput
+    and open-loop latency was within the machine's noise.
+    """
     if _TRIM is None:
         return None
 
