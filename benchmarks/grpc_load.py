@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk's run; py-spy's")
     parser.add_argument("--profile", action="store_true", help="py-spy while h2load runs")
     parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
+    parser.add_argument("--native", action="store_true", help="C/C++/Cython frames too (slower)")
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "profile")
     args = parser.parse_args()
@@ -140,7 +141,7 @@ def main() -> None:
                 "core": config.client_core}  # fmt: skip
         measured(server, body, args.model, requests=2000, **load)  # warm-up
         if args.profile:
-            profile_stem = f"{args.model}-grpc-c{concurrency}"
+            profile_stem = f"{args.model}-grpc-c{concurrency}" + ("-native" if args.native else "")
             result = _profiled(server, body, args, config, profile_stem)
         else:
             result = measured(server, body, args.model, requests=args.requests, **load)
@@ -180,7 +181,8 @@ def _profiled(
     spy = subprocess.Popen(
         [pyspy, "record", "--pid", str(server.pid), "--duration", str(round(args.seconds)),
          "--rate", str(args.rate), "--format", "speedscope", "--output", str(profile_path),
-         "--nonblocking"],
+         # Not pausing the server keeps its timing honest; native stacks need the pause.
+         "--native" if args.native else "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert server.metrics_url is not None
