@@ -119,15 +119,18 @@ def test_the_server_computes_many_models_on_its_pool(tmp_path: Path) -> None:
         publish(store, name, path, config=config)
     x = np.random.default_rng(0).standard_normal((8, 512)).astype(np.float32)
     with running_server(store, tmp_path, {"INDUCTIVE_BATCH_THREADS": "2"}) as server:
-        client = httpclient.InferenceServerClient(
-            server.url.removeprefix("http://"), concurrency=12, network_timeout=120
-        )
 
         def ask(name: str) -> np.ndarray:
+            # A client per call: tritonclient.http's (gevent) cannot be shared between threads.
+            client = httpclient.InferenceServerClient(
+                server.url.removeprefix("http://"), network_timeout=120
+            )
             tensor = httpclient.InferInput("x", list(x.shape), "FP32")
             tensor.set_data_from_numpy(x, binary_data=True)
-            result = client.infer(name, [tensor])
-            return result.as_numpy("y")
+            try:
+                return client.infer(name, [tensor]).as_numpy("y")
+            finally:
+                client.close()
 
         with ThreadPoolExecutor(12) as clients:
             answers = list(clients.map(ask, names * 2))
