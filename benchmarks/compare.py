@@ -36,7 +36,7 @@ from benchmarks.bodies import write_requests
 from benchmarks.closedloop import run_wrk
 from benchmarks.config import DEFAULT_STORE, WORK_DIR
 from benchmarks.contenders import CONTENDERS, launch_for
-from benchmarks.harness.servers import Launch, free_port, serve
+from benchmarks.harness.servers import Launch, free_ports, serve
 from benchmarks.openloop import run_open_loop
 from benchmarks.procstat import thread_times
 from benchmarks.reporting import cpu_model
@@ -54,7 +54,7 @@ class Sample:
 
 
 def _launch(tree: Path, model: str, store: Path, extra_env: dict[str, str]) -> Launch:
-    port = free_port()
+    port, grpc_port = free_ports(2)
     argv = [
         *(sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
           "runpy.run_module('service', run_name='__main__')", str(tree)),
@@ -66,7 +66,7 @@ def _launch(tree: Path, model: str, store: Path, extra_env: dict[str, str]) -> L
         # A free port for the gRPC door: its default, 8001, may be another server's on a
         # shared machine, and the server would not start. An environment variable, not a flag:
         # a checkout from before the gRPC door ignores it.
-        "INDUCTIVE_GRPC_PORT": str(free_port()),
+        "INDUCTIVE_GRPC_PORT": str(grpc_port),
         "INDUCTIVE_BATCHING": "true",
         "INDUCTIVE_CACHE_DIR": str(WORK_DIR / "cache"),
         **extra_env,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.contenders.venvs import ensure_venv
-from benchmarks.harness.servers import Launch, free_port
+from benchmarks.harness.servers import Launch, free_port, free_ports
 from benchmarks.workload import Workload
 
 HERE = Path(__file__).resolve().parent
@@ -78,7 +78,7 @@ def _mlserver(workload: Workload, setting: Setting, work: Path) -> PeerLaunch:
     """A model repository folder: settings.json (ports, parallel workers) and the model's folder
     (model-settings.json with the adaptive batching knobs, and our ONNX Runtime runtime)."""
     python = ensure_venv("mlserver")
-    port, grpc_port = free_port(), free_port()
+    port, grpc_port, metrics_port = free_ports(3)
     # A folder per launch: MLServer reads it when it starts, and must not see the next one's.
     repo = work / f"mlserver-{workload.name}-{port}"
     shutil.rmtree(repo, ignore_errors=True)
@@ -98,7 +98,7 @@ def _mlserver(workload: Workload, setting: Setting, work: Path) -> PeerLaunch:
     settings = {
         "http_port": port,
         "grpc_port": grpc_port,
-        "metrics_port": free_port(),
+        "metrics_port": metrics_port,
         "host": "127.0.0.1",
         "debug": False,
         # 0 runs the model in the server's process; N > 0 in N worker processes.
@@ -118,7 +118,7 @@ def _mlserver(workload: Workload, setting: Setting, work: Path) -> PeerLaunch:
 
 def _kserve(workload: Workload, setting: Setting, work: Path) -> PeerLaunch:
     python = ensure_venv("kserve")
-    port, grpc_port = free_port(), free_port()
+    port, grpc_port = free_ports(2)
     argv = [
         *(str(python), str(HERE / "kserve_server.py")),
         *("--model-path", str(workload.model_path.resolve()), "--model_name", workload.name),

@@ -10,6 +10,7 @@ some peers fork; `running_server` is the tests' shortcut for our service on a st
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -91,16 +92,29 @@ class ServerProcess:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free now: every socket stays bound until all are picked (ports
+    picked one after another can repeat, and a server whose HTTP and gRPC ports were the same
+    one answered the readiness probe with HTTP/2 frames)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
+    # Not ready yet; a port that keeps answering something else ends in wait_ready's timeout.
+    except (urllib.error.URLError, http.client.HTTPException, OSError):
         return False
 
 
@@ -176,8 +190,9 @@ def service_launch(
 ) -> Launch:
     """`python -m service` on 127.0.0.1 with the INDUCTIVE_* settings of `env` (CPU, one
     intra-op thread, text logs, the gRPC door on a free port unless `env` says otherwise)."""
-    port = free_port() if port is None else port
-    grpc_port = env.get("INDUCTIVE_GRPC_PORT") or str(free_port())
+    picked = free_ports(2)
+    port = picked[0] if port is None else port
+    grpc_port = env.get("INDUCTIVE_GRPC_PORT") or str(picked[1])
     settings = {
         "INDUCTIVE_HOST": "127.0.0.1",
         "INDUCTIVE_PORT": str(port),

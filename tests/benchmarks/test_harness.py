@@ -28,7 +28,7 @@ from benchmarks.compare import Side
 from benchmarks.compare import measure as compare_measure
 from benchmarks.config import BenchConfig
 from benchmarks.contenders import CONTENDERS, launch_for
-from benchmarks.harness.servers import running_server, serve
+from benchmarks.harness.servers import _answers, free_ports, running_server, serve
 from benchmarks.measure import Target, measure_point
 from benchmarks.procstat import cpu_seconds, thread_times
 from benchmarks.profile import compute_per_sample, cpu_by_thread, event_loop_breakdown
@@ -328,3 +328,29 @@ def test_the_shadow_benchmark_measures_each_mirror_share(tiny_store: Path, tmp_p
     assert mirrored["shadow"]["compared"] > 0
     assert mirrored["shadow"]["samples"] == mirrored["shadow"]["agreeing"]
     assert "| 100% |" in (tmp_path / "report.md").read_text()
+
+
+def test_ports_picked_together_are_distinct() -> None:
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+
+
+def test_a_port_answering_another_protocol_is_not_ready() -> None:
+    """A readiness probe that reaches a gRPC (HTTP/2) listener reads frames, not a status line:
+    "not ready", so that wait_ready keeps polling until its timeout instead of crashing."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_with_http2_settings() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64")
+
+    thread = threading.Thread(target=answer_with_http2_settings, daemon=True)
+    thread.start()
+    try:
+        assert _answers(f"http://127.0.0.1:{port}/v2/health/ready") is False
+    finally:
+        thread.join(5)
+        listener.close()
