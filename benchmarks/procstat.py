@@ -55,6 +55,19 @@ def cpu_seconds(pid: int) -> float:
     return total / _TICKS
 
 
+def steal_ms(cores: tuple[int, ...], stat: str | None = None) -> float:
+    """CPU time the hypervisor took from `cores` since boot, in ms (/proc/stat's eighth column
+    of each `cpuN` line; 0 on bare metal). `stat` stands in for the file's text in tests."""
+    text = Path("/proc/stat").read_text() if stat is None else stat
+    ticks = 0
+    for line in text.splitlines():
+        name, _, values = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+            fields = values.split()
+            ticks += int(fields[7]) if len(fields) > 7 else 0
+    return 1000 * ticks / _TICKS
+
+
 def counter_totals(metrics_url: str, names: tuple[str, ...]) -> dict[str, float]:
     """Each named counter summed over its label sets (all versions of the served model)."""
     with urllib.request.urlopen(metrics_url, timeout=10) as response:

@@ -352,15 +352,19 @@ def _open_loop_section(model: str, data: dict[str, Any], results: dict[str, Any]
                 curve["label"], fmt(p["rate"]), f"{100 * p['fraction']:.0f} %", fmt(p["sent_rate"]),
                 fmt(lat.get("p50"), ".2f"), fmt(lat.get("p99"), ".2f"), fmt(lat.get("p999"), ".2f"),
                 p["errors"], p["queued"], fmt(lag.get("p99"), ".3f"), fmt(p["client_cpu"], ".2f"),
+                f"{p.get('attempts', 1)} ({fmt(p.get('steal_ms', 0), '.0f')} ms)",
                 "yes" if p["within_slo"] else "no",
             ])  # fmt: skip
     header = ["server", "offered req/s", "of capacity", "sent req/s", "p50 ms", "p99 ms",
               "p99.9 ms", "errors", "queued for a connection", "send lag p99 ms",
-              "generator CPU", f"held, p99 ≤ {slo:g} ms"]  # fmt: skip
+              "generator CPU", "attempts (steal kept)", f"held, p99 ≤ {slo:g} ms"]  # fmt: skip
     lines += [
         "Every open-loop point. *Sent* is the rate the generator offered; *send lag* is how late "
         "it sent the requests that found a free connection (its own precision), *queued* those "
-        "that waited for one because the server was behind.",
+        "that waited for one because the server was behind. *Attempts*: a point during which "
+        "the hypervisor stole CPU time from the server's or the generator's core is measured "
+        f"again, up to {meta.get('open_loop_retries', 0)} more times, for every server alike; "
+        "the steal of the attempt kept is in brackets.",
         "",
         *table(header, rows, numeric=(1, *range(3, 11))),
     ]

@@ -66,6 +66,7 @@ def run(config: BenchConfig, command: str) -> dict[str, Any]:
             "peer_duration_s": config.peer_duration_s,
             "open_loop_s": config.open_loop_s,
             "open_loop_connections": config.open_loop_connections,
+            "open_loop_retries": config.open_loop_retries,
             "slo_ms": config.slo_ms,
             "onnxruntime": ort.__version__,
             "wrk": _wrk_version(),
@@ -217,6 +218,9 @@ def parse_config(argv: list[str] | None) -> BenchConfig:
     parser.add_argument("--peer-duration", type=float, dest="peer_duration_s")
     parser.add_argument("--open-loop-models", type=_csv, help="models with open-loop curves (cnn)")
     parser.add_argument("--open-loop-seconds", type=float, dest="open_loop_s")
+    parser.add_argument(
+        "--open-loop-retries", type=int, help="measurements again of a point the VM stole from"
+    )
     parser.add_argument("--slo-ms", type=float, dest="slo_ms")
     parser.add_argument("--store", type=Path, help="model store (default benchmarks/.store)")
     parser.add_argument("--out", type=Path, dest="out_dir", help="results directory")

@@ -30,7 +30,7 @@ from benchmarks.config import BenchConfig
 from benchmarks.contenders import CONTENDERS, launch_for
 from benchmarks.harness.servers import _answers, free_ports, running_server, serve
 from benchmarks.measure import Target, measure_point
-from benchmarks.procstat import cpu_seconds, thread_times
+from benchmarks.procstat import cpu_seconds, steal_ms, thread_times
 from benchmarks.profile import compute_per_sample, cpu_by_thread, event_loop_breakdown
 from benchmarks.ratio import bracketed_ratios
 from benchmarks.ratio import render as render_ratio
@@ -354,3 +354,18 @@ def test_a_port_answering_another_protocol_is_not_ready() -> None:
     finally:
         thread.join(5)
         listener.close()
+
+
+def test_steal_is_read_for_the_cores_asked_in_ms() -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat = (
+        "cpu  10 0 0 0 0 0 0 9 0 0\n"
+        "cpu0 5 0 0 0 0 0 0 3 0 0\n"
+        "cpu1 5 0 0 0 0 0 0 6 0 0\n"
+        "cpu12 5 0 0 0 0 0 0 100 0 0\n"
+        "intr 1 2 3\n"
+    )
+    assert steal_ms((0,), stat) == pytest.approx(3000 / ticks)
+    assert steal_ms((0, 1), stat) == pytest.approx(9000 / ticks)
+    assert steal_ms((1, 2), stat) == pytest.approx(6000 / ticks)  # cpu12 is not cpu1 or cpu2
+    assert steal_ms((0, 1)) >= 0  # this machine's own /proc/stat parses
