@@ -7,12 +7,12 @@ a batch is one `SimpleQueue.put` (C) to a thread that runs it and one `call_soon
 calls the caller's completion callback on its loop: the handoff that every batch pays, and at
 concurrency 1 every request.
 
-One pool serves every batcher of the server rather than a thread per model version: the memory a
-thread's first large batch leaves behind (allocator and ONNX Runtime per-thread buffers, about
-15 MB for the demo cnn at batch 64) is paid once per thread, so with a thread per version it grew
-with the number of models served (benchmarks/results/model-memory/). A batcher keeps at most one
-batch in flight, so a model never computes on two threads at once, and the FIFO queue takes the
-busy models' batches in turn.
+One pool serves every batcher of the server rather than a thread per model version: a thread's
+first large batch leaves memory resident that batches on other threads do not reuse (about 15 MB
+for the demo cnn at batch 64, whatever glibc's arena count), paid once per thread, so with a
+thread per version it grew with the number of models served (benchmarks/results/model-memory/).
+A batcher keeps at most one batch in flight, so a model never computes on two threads at once,
+and the FIFO queue takes the busy models' batches in turn.
 """
 
 from __future__ import annotations

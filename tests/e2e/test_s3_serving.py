@@ -8,7 +8,6 @@ load, readiness during the outage, the log line, and the corrupted object."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ from benchmarks.harness.load_pool import LoadPool
 from model_store import ModelStore, add_onnx
 from tests.e2e.tiny import BODY, CONFIG, MODEL, artifact, check_sum, publish_v1_stable
 from tests.model_store.seaweed import SeaweedS3
+from tests.reliability.waits import eventually
 from tests.service import models
 from tests.service.helpers import ServerProcess, running_server
 
@@ -43,14 +43,6 @@ def _index(server: ServerProcess) -> dict[str, dict[str, str]]:
         timeout=10,
     )
     return {e["version"]: e for e in response.json() if e["name"] == MODEL and "version" in e}
-
-
-def _eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def _ready(server: ServerProcess) -> bool:
@@ -87,7 +79,7 @@ def test_versions_are_cached_verified_and_corrupted_bytes_never_load(
         data[len(data) // 2] ^= 0xFF  # same size: only the checksum can tell
         client.put_object(Bucket=seaweed.bucket, Key=key, Body=bytes(data))
         s3_store.promote(MODEL, 2)
-        _eventually(lambda: _index(server).get("2", {}).get("state") == "FAILED", 20, "v2 FAILED")
+        eventually(lambda: _index(server).get("2", {}).get("state") == "FAILED", 20, "v2 FAILED")
         time.sleep(1.0)  # more polls: the failed version is not retried, v1 keeps serving
         reason = _index(server)["2"]["reason"]
         assert _served(server) == ["1"]
@@ -174,7 +166,7 @@ def test_a_version_cut_off_by_an_outage_is_loaded_when_the_store_returns(
             while {p.name for p in cached.iterdir()} == {"1"} and time.monotonic() < deadline:
                 time.sleep(0.002)
             seaweed.stop()
-            _eventually(lambda: _index(server)["2"]["state"] != "LOADING", 20, "v2 loaded")
+            eventually(lambda: _index(server)["2"]["state"] != "LOADING", 20, "v2 loaded")
             outcome = _index(server)["2"]
             # Checked while the store is still down: once it is back, v2 may load at once.
             served_during_outage = _served(server)
@@ -184,7 +176,7 @@ def test_a_version_cut_off_by_an_outage_is_loaded_when_the_store_returns(
             pytest.skip("the download finished before the store stopped: no outage to recover")
         assert served_during_outage == ["1"]
         assert outcome["state"] == "UNAVAILABLE", outcome
-        _eventually(lambda: _served(server) == ["2"], 8, "v2 served once the store is back")
+        eventually(lambda: _served(server) == ["2"], 8, "v2 served once the store is back")
     assert "StoreUnavailableError" in outcome["reason"], outcome["reason"]
 
 
@@ -197,6 +189,6 @@ def test_a_policy_change_published_with_a_version_never_serves_a_held_back_one(
     env = {**_env(s3_store, tmp_path / "cache"), "INDUCTIVE_POLL_INTERVAL_S": "0.1"}
     with running_server(tmp_path / "unused", tmp_path, env) as server:
         assert add_onnx(s3_store, MODEL, big, config=CONFIG) == 3
-        _eventually(lambda: _served(server) == ["3"], 30, "v3 served")
+        eventually(lambda: _served(server) == ["3"], 30, "v3 served")
         loaded = sorted(_index(server))
     assert loaded == ["1", "3"], "the server loaded versions beyond v1 and v3"

@@ -20,7 +20,7 @@ from tests.service import models
 from tests.service.helpers import publish, running_server
 
 
-def _thread_names(pool: WorkerPool) -> set[str]:
+def _thread_names() -> set[str]:
     return {t.name for t in threading.enumerate() if t.name.startswith("test-pool_")}
 
 
@@ -42,9 +42,9 @@ def test_jobs_one_after_another_use_one_thread() -> None:
             assert await _run(pool, [lambda i=i: i * 2]) == [(i * 2, None)]
 
     asyncio.run(main())
-    assert _thread_names(pool) == {"test-pool_0"}
+    assert _thread_names() == {"test-pool_0"}
     pool.stop()
-    assert _thread_names(pool) == set()
+    assert _thread_names() == set()
 
 
 def test_concurrent_jobs_grow_the_pool_to_its_size_and_no_further() -> None:
@@ -69,7 +69,7 @@ def test_concurrent_jobs_grow_the_pool_to_its_size_and_no_further() -> None:
         return await answers
 
     assert asyncio.run(main()) == [(i, None) for i in range(8)]
-    assert len(_thread_names(pool)) == 3
+    assert len(_thread_names()) == 3
     pool.stop()
 
 
