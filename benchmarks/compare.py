@@ -12,8 +12,9 @@ two configurations.
 
 `--open-loop 6000,7000` adds, in each round and on the same running server after the closed-loop
 run, an open-loop run (benchmarks/openloop.py, from core 1) at each rate for
-`--open-loop-seconds`: latency counted from each request's due time, p50 / p99 / p99.9, and
-whether the rate was held (every request answered 2xx, the rate offered in full).
+`--open-loop-seconds`: latency counted from each request's due time, p50 / p99 / p99.9, the
+rate the generator got sent, the server's minor page faults meanwhile (pages it mapped afresh),
+and whether the rate was held (every request answered 2xx, the rate offered in full).
 
 Each round starts the server of each tree in turn (`python -m service` run from that tree, one
 intra-op thread, pinned to core 0), warms it up, drives it with wrk from core 1 and reads every
@@ -38,7 +39,7 @@ from benchmarks.config import DEFAULT_STORE, WORK_DIR
 from benchmarks.contenders import CONTENDERS, launch_for
 from benchmarks.harness.servers import Launch, free_ports, serve
 from benchmarks.openloop import run_open_loop
-from benchmarks.procstat import thread_times
+from benchmarks.procstat import minor_faults, thread_times
 from benchmarks.reporting import cpu_model
 from benchmarks.workload import Workload, load_workload
 
@@ -49,8 +50,9 @@ class Sample:
     loop_us: float  # event loop CPU per request
     other_us: float  # every other thread's CPU per request
     p50_ms: float
-    # rate → (p50, p99, p99.9 ms, held) of the open-loop runs
-    open_loop: dict[float, tuple[float, float, float, bool]]
+    # rate → (p50, p99, p99.9 ms, held, req/s sent, the server's page faults) of the
+    # open-loop runs
+    open_loop: dict[float, tuple[float, float, float, bool, float, int]]
 
 
 def _launch(tree: Path, model: str, store: Path, extra_env: dict[str, str]) -> Launch:
@@ -102,6 +104,7 @@ def measure(side: Side, args: argparse.Namespace, files: list[Path], workload: W
         after = thread_times(running.pid)
         open_loop = {}
         for rate in args.open_loop:
+            faults = minor_faults(running.pid)
             point = run_open_loop(
                 running.url,
                 files,
@@ -111,7 +114,15 @@ def measure(side: Side, args: argparse.Namespace, files: list[Path], workload: W
                 core=1,
             )
             ms = point.latency_ms
-            open_loop[rate] = (ms["p50"], ms["p99"], ms["p999"], point.held)
+            faulted = minor_faults(running.pid) - faults
+            open_loop[rate] = (
+                ms["p50"],
+                ms["p99"],
+                ms["p999"],
+                point.held,
+                point.sent_rate,
+                faulted,
+            )
     requests = max(result.requests, 1)
 
     def cpu(threads: set[int]) -> float:
@@ -162,10 +173,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"p50 {sample.p50_ms:.2f} ms",
                 flush=True,
             )
-            for rate, (p50, p99, p999, held) in sample.open_loop.items():
+            for rate, (p50, p99, p999, held, sent, faults) in sample.open_loop.items():
                 print(
-                    f"  open loop {rate:,.0f} req/s: p50 {p50:.2f} ms, p99 {p99:.2f}, "
-                    f"p99.9 {p999:.2f}{'' if held else ', NOT held'}",
+                    f"  open loop {rate:,.0f} req/s: sent {sent:,.0f}, p50 {p50:.2f} ms, "
+                    f"p99 {p99:.2f}, p99.9 {p999:.2f}, {faults:,} page faults"
+                    f"{'' if held else ', NOT held'}",
                     flush=True,
                 )
     print(f"\n`{args.model}`, binary, c={args.concurrency}, {args.rounds} rounds; {cpu_model()}")
@@ -183,16 +195,21 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.open_loop:
         print(f"\nOpen loop, {args.open_loop_seconds:g} s per rate: median over the rounds\n")
-        print("| server | req/s offered | p50 ms | p99 ms | p99.9 ms | rounds held |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        print(
+            "| server | req/s offered | sent | p50 ms | p99 ms | p99.9 ms | page faults "
+            "| rounds held |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for label, rows in samples.items():
             for rate in args.open_loop:
                 runs = [s.open_loop[rate] for s in rows]
                 p50, p99, p999 = (statistics.median(r[i] for r in runs) for i in range(3))
+                sent = statistics.median(r[4] for r in runs)
+                faulted = statistics.median(r[5] for r in runs)
                 rounds_held = sum(1 for r in runs if r[3])
                 print(
-                    f"| {label} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {p999:.2f} "
-                    f"| {rounds_held} of {len(runs)} |"
+                    f"| {label} | {rate:,.0f} | {sent:,.0f} | {p50:.2f} | {p99:.2f} "
+                    f"| {p999:.2f} | {faulted:,.0f} | {rounds_held} of {len(runs)} |"
                 )
 
 

@@ -40,6 +40,13 @@ def thread_times(pid: int) -> dict[int, tuple[float, float]]:
     return times
 
 
+def minor_faults(pid: int) -> int:
+    """Minor page faults of `pid` so far, every thread (field 10 of /proc/<pid>/stat): pages
+    the process touched for the first time since they were mapped."""
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return int(fields[7]) if fields is not None else 0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of `pid` and its descendants (MLServer runs its model in a
     worker process), read from /proc/<pid>/stat (fields 14 and 15)."""

@@ -13,6 +13,18 @@ its pages in again (benchmarks/results/model-memory/: a tenth of batch-64 throug
 `keep_batch_buffers` raises both thresholds: freed batch buffers stay in the heap and are reused by
 the next batch of any model, one pool for all sessions instead of one arena per session; the trims
 after loads and unloads still give the rest back.
+
+It also makes every thread allocate from the one main arena. Batches run on worker threads, and
+by default a thread other than the main one gets its own arena: a chain of heaps of at most
+64 MiB each. A batch whose buffers do not fit in what is left of its thread's first heap gets a
+new heap, which glibc unmaps as soon as all of it is free again, whatever the trim threshold: a
+busy server then mapped, faulted in and unmapped its largest batch's buffers at every batch
+(2,500 page faults per batch-64 cnn run; under an open stream of requests near capacity the
+served rate fell below what was offered and latency grew to seconds, benchmarks/results/
+allocator/). The main arena is one heap that only the trims shrink, and `malloc_trim` gives back
+its free top, which it cannot do for a thread heap's. One arena serialises allocations from
+threads on different cores; two batch threads on two cores ran the cnn as fast either way. A
+MALLOC_ARENA_MAX (or glibc.malloc.arena_max tunable) set in the environment is left as it is.
 """
 
 from __future__ import annotations
@@ -55,9 +67,10 @@ _TRIM = _libc_trim()
 
 
 # mallopt parameters (malloc.h) and the values set: glibc's largest mmap threshold (32 MiB on
-# 64-bit), and a trim threshold that leaves giving memory back to the explicit trims.
+# 64-bit), a trim threshold that leaves giving memory back to the explicit trims, and one arena.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 _MMAP_THRESHOLD = 32 * 1024 * 1024
 _TRIM_THRESHOLD = 1024 * 1024 * 1024
 # Periodic trims wait for the RSS to grow this much past what the last trim left: a trim makes
@@ -67,7 +80,8 @@ TRIM_SLACK = 16 * 1024 * 1024
 
 def keep_batch_buffers() -> bool:
     """Tunes glibc so that freed batch buffers are reused rather than unmapped; False where
-    there is no mallopt (not glibc)."""
+    there is no mallopt (not glibc). Call it before a second thread allocates: glibc gives a
+    thread its arena at its first allocation."""
     name = ctypes.util.find_library("c")
     try:
         mallopt = ctypes.CDLL(name).mallopt if name else None
@@ -77,8 +91,13 @@ def keep_batch_buffers() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
+    arenas_chosen = "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get(
+        "GLIBC_TUNABLES", ""
+    )
     return bool(
-        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+        and (arenas_chosen or mallopt(_M_ARENA_MAX, 1))
     )
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import ctypes
+import json
+import os
+import platform
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +149,68 @@ def test_periodic_trims_wait_for_a_quiet_interval() -> None:
         libc.free(block)
     assert freed - still_busy < 20 * MB, "trimmed while batches were running"
     assert freed - quiet > 150 * MB, "not trimmed once quiet"
+
+
+# Run in a fresh interpreter: glibc gives a thread its arena at its first allocation, so the
+# tuning must come before any other thread of the process has allocated.
+_BATCHES_ON_A_WORKER_THREAD = """
+import ctypes, json, resource, threading
+from service.runtime.memory import keep_batch_buffers, release_free_memory, rss_bytes
+
+keep_batch_buffers()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+MB = 1 << 20
+report = {}
+
+def batches():
+    # What the worker holds for good (sessions, caches): most of a 64 MiB thread heap.
+    held = [libc.malloc(MB) for _ in range(48)]
+    for block in held:
+        ctypes.memset(block, 1, MB)
+    faults = []
+    for _ in range(8):  # a batch: a 24 MB buffer, written, freed
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        buffer = libc.malloc(24 * MB)
+        ctypes.memset(buffer, 1, 24 * MB)
+        libc.free(buffer)
+        faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+    report["faults"] = faults
+    report["kept"] = rss_bytes()
+    release_free_memory()
+    report["trimmed"] = rss_bytes()
+
+worker = threading.Thread(target=batches)
+worker.start()
+worker.join()
+print(json.dumps(report))
+"""
+
+
+_ARENA_SETTINGS = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")  # the tuning leaves these be
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator"
+)
+def test_a_worker_threads_batch_buffers_are_reused_then_trimmed() -> None:
+    """A batch on a worker thread that does not fit in what is left of its thread's heap: with
+    a heap per thread, glibc mapped a new heap for it and unmapped it at the free, so every
+    batch faulted its buffer's 6,000 pages in again. Tuned as the server tunes glibc, only the
+    first batch does, and a trim still gives the buffer back once the server is quiet."""
+    done = subprocess.run(
+        [sys.executable, "-c", _BATCHES_ON_A_WORKER_THREAD],
+        cwd=Path(__file__).resolve().parents[2],
+        env={k: v for k, v in os.environ.items() if k not in _ARENA_SETTINGS},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    faults = report["faults"]
+    assert faults[0] > 5000, faults  # the first batch maps its buffer
+    assert max(faults[1:]) < 300, f"later batches faulted their buffer in again: {faults}"
+    assert report["kept"] - report["trimmed"] > 20 * MB, report
