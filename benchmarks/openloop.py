@@ -15,6 +15,10 @@ millisecond-grained, so the last 2 ms before a due time are spent polling the lo
 keeps running): the load core is busy while a run lasts, and sends are on time to within tens
 of microseconds.
 
+The command (and `run_open_loop`) primes its connections first: one request on each, answered
+and not counted, then 0.2 s of quiet, so that the server has accepted every connection before
+the first request is due.
+
 Python with uvloop and prepared request bytes (no HTTP library) costs a few tens of µs a request
 on the load core: tens of thousands of requests a second, far above what one server core
 answers here.
@@ -52,6 +56,7 @@ _CLOSE = re.compile(rb"\r\nconnection:[ \t]*close", re.IGNORECASE)
 SPIN_S = 0.002  # poll the loop instead of sleeping this close to a due time
 IDLE_CLOSE_S = 1.0  # an idle connection is replaced before a server's keep-alive timeout
 LOST = 0  # the status recorded for a request whose connection failed
+PRIME_PAUSE_S = 0.2  # between the priming requests' answers and the schedule's start
 
 # Called with (request index, status, response head, body, due, sent, answered); may be None.
 AnswerHook = Callable[[int, int, bytes, bytes, float, float, float], None]
@@ -178,6 +183,7 @@ class OpenLoop:
         connections: int,
         on_answer: AnswerHook | None = None,
         record: bool = True,
+        prime: bool = False,
     ) -> None:
         if rate <= 0 or connections < 1 or not requests:
             raise ValueError("a positive rate, one connection or more and a request are needed")
@@ -187,6 +193,8 @@ class OpenLoop:
         self.connections = connections
         self.on_answer = on_answer
         self.record = record
+        self.prime = prime
+        self._priming = False  # answers to the priming requests are neither recorded nor hooked
         self.free: deque[_Connection] = deque()
         self.open: set[_Connection] = set()
         self.backlog: deque[tuple[int, float]] = deque()
@@ -231,6 +239,8 @@ class OpenLoop:
         self, index: int, status: int, head: bytes, body: bytes, connection: _Connection, now: float
     ) -> None:
         self.in_flight -= 1
+        if self._priming:
+            return
         self._record(index, status, connection.due, connection.sent, now, connection.waited)
         if self.on_answer is not None:
             self.on_answer(index, status, head, body, connection.due, connection.sent, now)
@@ -251,12 +261,19 @@ class OpenLoop:
             self.free.remove(connection)
         if connection.index >= 0:  # a request was in flight: it is lost
             self.in_flight -= 1
+            if self._priming:
+                connection.index = -1
+                self._reconnect()
+                return
             now = time.monotonic()
             self._record(connection.index, LOST, connection.due, connection.sent, now, False)
             if self.on_answer is not None:
                 self.on_answer(
                     connection.index, LOST, b"", b"", connection.due, connection.sent, now
                 )
+        self._reconnect()
+
+    def _reconnect(self) -> None:
         if not self._closing and self._aio is not None:
             self._aio.create_task(self._connect())
 
@@ -271,6 +288,23 @@ class OpenLoop:
                 if connection.transport is not None:
                     connection.transport.close()  # connection_lost opens its replacement
 
+    async def _prime_connections(self, timeout_s: float = 30.0) -> None:
+        """One request on every connection, answered before the schedule starts: a connection
+        the client has opened may not have been accepted by the server yet, and 256 accepts
+        while the first requests are due are a start-up burst that a server near its capacity
+        carries as a backlog through the whole run. Then a pause, so the schedule starts on an
+        idle server."""
+        self._priming = True
+        now = time.monotonic()
+        for index, connection in enumerate(list(self.free)):
+            self.free.remove(connection)
+            self._send(connection, index, now, now, waited=False)
+        deadline = now + timeout_s
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        self._priming = False
+        await asyncio.sleep(PRIME_PAUSE_S)
+
     # --- the schedule -------------------------------------------------------------------------
 
     async def run(
@@ -280,6 +314,8 @@ class OpenLoop:
         `drain_s` for the answers still due; returns the schedule's start (monotonic s)."""
         self._aio = asyncio.get_running_loop()
         await asyncio.gather(*(self._connect() for _ in range(self.connections)))
+        if self.prime:
+            await self._prime_connections()
         sweeper = self._aio.create_task(self._sweep_idle())
         interval = 1.0 / self.rate
         start = time.monotonic() + 0.01
@@ -346,11 +382,12 @@ class OpenLoop:
 def drive(
     url: str, requests: Sequence[bytes], *, rate: float, seconds: float, connections: int
 ) -> tuple[OpenLoopResult, OpenLoop]:
-    """Runs one open-loop load in this process (on uvloop) and returns its result."""
+    """Runs one open-loop load in this process (on uvloop), its connections primed, and
+    returns its result."""
     import uvloop
 
     host, port = url.removeprefix("http://").split("/")[0].rsplit(":", 1)
-    load = OpenLoop(host, int(port), requests, rate=rate, connections=connections)
+    load = OpenLoop(host, int(port), requests, rate=rate, connections=connections, prime=True)
     cpu0, wall0 = _cpu_seconds(), time.monotonic()
     start = uvloop.run(load.run(seconds))
     return load.result(start, seconds, _cpu_seconds() - cpu0, time.monotonic() - wall0), load

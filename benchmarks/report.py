@@ -320,7 +320,8 @@ def _open_loop_section(model: str, data: dict[str, Any], results: dict[str, Any]
         f"### `{model}`: latency under an open stream of requests",
         "",
         "Requests arrive at a constant rate (benchmarks/openloop.py, on the load core, "
-        f"{meta.get('open_loop_connections')} keep-alive connections); each latency counts from "
+        f"{meta.get('open_loop_connections')} keep-alive connections, each used once before the "
+        "run starts so that the server has accepted them all); each latency counts from "
         "the request's due time, so time spent queued behind a slow answer counts. Rates are "
         "fractions of each server's own closed-loop capacity (the peers at the setting and "
         f"protocol that reached it), {meta.get('open_loop_s', 0):g} s each, then a bisection "

@@ -75,6 +75,21 @@ def test_a_stall_counts_in_every_request_due_during_it(tmp_path: Path, request_f
     assert result.latency_ms["max"] >= 190
 
 
+def test_primed_connections_keep_the_servers_start_out_of_the_run(
+    tmp_path: Path, request_file: Path
+) -> None:
+    """The server stalls 300 ms at the first request after the readiness probe: a priming
+    request, answered before the schedule starts, so no request of the run waits on it, and the
+    priming requests are not counted among the run's."""
+    with stall_server(tmp_path, "--stall-at", "2", "--stall-ms", "300") as server:
+        result = run_open_loop(
+            server.url, [request_file], rate=400, seconds=1, connections=8, core=None
+        )
+    assert result.scheduled == result.ok == result.answered == 400
+    assert result.held
+    assert result.latency_ms["max"] < 150
+
+
 def test_chunked_bodies_are_read_to_their_last_chunk() -> None:
     body = b"4\r\nwiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\n"
     assert _chunked_end(body, 0) == len(body)
