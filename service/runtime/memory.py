@@ -22,9 +22,10 @@ busy server then mapped, faulted in and unmapped its largest batch's buffers at 
 (2,500 page faults per batch-64 cnn run; under an open stream of requests near capacity the
 served rate fell below what was offered and latency grew to seconds, benchmarks/results/
 allocator/). The main arena is one heap that only the trims shrink, and `malloc_trim` gives back
-its free top, which it cannot do for a thread heap's. One arena serialises allocations from
-threads on different cores; two batch threads on two cores ran the cnn as fast either way. A
-MALLOC_ARENA_MAX (or glibc.malloc.arena_max tunable) set in the environment is left as it is.
+its free top, which it cannot do for a thread heap's. The price is that allocations from
+threads on different cores take one lock: a spot check with two batch threads on two cores ran
+the cnn as fast either way, but many cores were not measured, so a MALLOC_ARENA_MAX (or the
+glibc.malloc.arena_max tunable) set in the environment is left as it is.
 """
 
 from __future__ import annotations
