@@ -38,10 +38,19 @@ from benchmarks.closedloop import run_wrk
 from benchmarks.config import DEFAULT_STORE, WORK_DIR
 from benchmarks.contenders import CONTENDERS, launch_for
 from benchmarks.harness.servers import Launch, free_ports, serve
-from benchmarks.openloop import run_open_loop
+from benchmarks.openloop import OpenLoopResult, run_open_loop
 from benchmarks.procstat import minor_faults, thread_times
 from benchmarks.reporting import cpu_model
 from benchmarks.workload import Workload, load_workload
+
+
+@dataclass(frozen=True)
+class OpenLoopPoint:
+    result: OpenLoopResult
+    page_faults: int  # the server's minor faults during the run
+
+    def ms(self, percentile: str) -> float:
+        return self.result.latency_ms[percentile]
 
 
 @dataclass(frozen=True)
@@ -50,9 +59,7 @@ class Sample:
     loop_us: float  # event loop CPU per request
     other_us: float  # every other thread's CPU per request
     p50_ms: float
-    # rate → (p50, p99, p99.9 ms, held, req/s sent, the server's page faults) of the
-    # open-loop runs
-    open_loop: dict[float, tuple[float, float, float, bool, float, int]]
+    open_loop: dict[float, OpenLoopPoint]  # by the rate offered
 
 
 def _launch(tree: Path, model: str, store: Path, extra_env: dict[str, str]) -> Launch:
@@ -113,16 +120,7 @@ def measure(side: Side, args: argparse.Namespace, files: list[Path], workload: W
                 connections=256,
                 core=1,
             )
-            ms = point.latency_ms
-            faulted = minor_faults(running.pid) - faults
-            open_loop[rate] = (
-                ms["p50"],
-                ms["p99"],
-                ms["p999"],
-                point.held,
-                point.sent_rate,
-                faulted,
-            )
+            open_loop[rate] = OpenLoopPoint(point, minor_faults(running.pid) - faults)
     requests = max(result.requests, 1)
 
     def cpu(threads: set[int]) -> float:
@@ -173,11 +171,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"p50 {sample.p50_ms:.2f} ms",
                 flush=True,
             )
-            for rate, (p50, p99, p999, held, sent, faults) in sample.open_loop.items():
+            for rate, point in sample.open_loop.items():
                 print(
-                    f"  open loop {rate:,.0f} req/s: sent {sent:,.0f}, p50 {p50:.2f} ms, "
-                    f"p99 {p99:.2f}, p99.9 {p999:.2f}, {faults:,} page faults"
-                    f"{'' if held else ', NOT held'}",
+                    f"  open loop {rate:,.0f} req/s: sent {point.result.sent_rate:,.0f}, "
+                    f"p50 {point.ms('p50'):.2f} ms, p99 {point.ms('p99'):.2f}, "
+                    f"p99.9 {point.ms('p999'):.2f}, {point.page_faults:,} page faults"
+                    f"{'' if point.result.held else ', NOT held'}",
                     flush=True,
                 )
     print(f"\n`{args.model}`, binary, c={args.concurrency}, {args.rounds} rounds; {cpu_model()}")
@@ -203,10 +202,12 @@ def main(argv: list[str] | None = None) -> None:
         for label, rows in samples.items():
             for rate in args.open_loop:
                 runs = [s.open_loop[rate] for s in rows]
-                p50, p99, p999 = (statistics.median(r[i] for r in runs) for i in range(3))
-                sent = statistics.median(r[4] for r in runs)
-                faulted = statistics.median(r[5] for r in runs)
-                rounds_held = sum(1 for r in runs if r[3])
+                p50, p99, p999 = (
+                    statistics.median(r.ms(p) for r in runs) for p in ("p50", "p99", "p999")
+                )
+                sent = statistics.median(r.result.sent_rate for r in runs)
+                faulted = statistics.median(r.page_faults for r in runs)
+                rounds_held = sum(1 for r in runs if r.result.held)
                 print(
                     f"| {label} | {rate:,.0f} | {sent:,.0f} | {p50:.2f} | {p99:.2f} "
                     f"| {p999:.2f} | {faulted:,.0f} | {rounds_held} of {len(runs)} |"

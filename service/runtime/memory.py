@@ -19,7 +19,7 @@ by default a thread other than the main one gets its own arena: a chain of heaps
 64 MiB each. A batch whose buffers do not fit in what is left of its thread's first heap gets a
 new heap, which glibc unmaps as soon as all of it is free again, whatever the trim threshold: a
 busy server then mapped, faulted in and unmapped its largest batch's buffers at every batch
-(2,500 page faults per batch-64 cnn run; under an open stream of requests near capacity the
+(70–100 page faults per cnn request served; under an open stream of requests near capacity the
 served rate fell below what was offered and latency grew to seconds, benchmarks/results/
 allocator/). The main arena is one heap that only the trims shrink, and `malloc_trim` gives back
 its free top, which it cannot do for a thread heap's. The price is that allocations from
