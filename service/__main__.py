@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from model_store.backends.plain import PlainDirectoryError, check_model_dir
-from service.batching.worker import WorkerPool
+from service.batching.batcher import Batcher
 from service.http.app import create_app
 from service.http.runner import run
 from service.logging import configure
@@ -82,9 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         # Before any thread allocates: glibc fixes its number of arenas at the first thread's.
         keep_batch_buffers()  # runtime/memory.py
         if settings.memory_trim_interval_s:
-            trim_periodically(
-                settings.memory_trim_interval_s, lambda: WorkerPool.submitted_in_process
-            )
+            trim_periodically(settings.memory_trim_interval_s, lambda: Batcher.started_in_process)
     try:
         app = create_app(settings)
     except TracingConfigError as exc:

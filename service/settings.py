@@ -234,6 +234,20 @@ class Settings(BaseSettings):
         description="Threads computing batches, shared by every model version (one version "
         "computes one batch at a time); 0 = twice the cores available, at least 4.",
     )
+    batches_on_loop: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Run short batches on the event loop's thread rather than a worker thread "
+        "(benchmarks/results/one-cpu/). auto: when the process can use one CPU only (its "
+        "affinity or its cgroup's CPU quota) and serves on CPU, where a worker thread cannot "
+        "compute while the loop reads anyway and the handoff only costs.",
+    )
+    loop_batch_max_ms: float = Field(
+        default=20.0,
+        gt=0,
+        description="With batches on the loop: a batch expected to need more CPU time than this "
+        "(its model's last CPU time per sample × its samples) runs on a worker thread, so that "
+        "health probes and other requests never wait longer than this for the loop.",
+    )
     worker_nice: int = Field(
         default=5,
         ge=0,

@@ -10,6 +10,16 @@ again), and hands the batch to the worker thread (ONNX Runtime releases the GIL,
 keeps accepting requests), whose outcome resolves each request's ticket with its own slice: the
 answer reaches its connection in the same loop iteration as the batch's.
 
+On the event loop itself (`loop_batch_max_s`, set when the server has one CPU): a thread cannot
+compute while the loop reads on a single core anyway, and the handoff costs two context
+switches, a GIL transfer and preemptions in the middle of a batch. A batch then runs in
+`_dispatch` when its expected CPU time (the model's last CPU seconds per sample, measured with
+the thread's own clock, times the batch's samples) is within the limit; a longer one, and the
+first (nothing measured yet), still go to the worker thread, so the loop is never blocked for
+long: health probes, refusals and other models' answers wait one short batch at most. After a
+batch the next dispatch comes one loop iteration later, so that everything that arrived while
+the loop computed is read first and joins it.
+
 Priority (Triton's `priority` parameter, its schedule_policy extension): the queue is kept in
 order of level, then of arrival. A request without a level (0, nearly all) is appended, exactly as
 before; one with a level is inserted ahead of every request without one and of every less urgent
@@ -127,6 +137,10 @@ class _Outcome:
 
 
 class Batcher:
+    # Batches started by every batcher of the process, read by the allocator's trims to tell a
+    # quiet interval (runtime/memory.py); batchers start batches only on their event loop.
+    started_in_process = 0
+
     def __init__(
         self,
         label: str,
@@ -136,6 +150,7 @@ class Batcher:
         metrics: VersionMetrics,
         clock: Clock | None = None,
         workers: WorkerPool | None = None,
+        loop_batch_max_s: float | None = None,
     ) -> None:
         self.label = label
         self._runner = runner
@@ -154,6 +169,9 @@ class Batcher:
         self._window: Timer | None = None  # calls `_dispatch` when the head's delay window ends
         self._window_end = 0.0
         self._drained: asyncio.Future[None] | None = None  # set by `close`
+        # Batches expected to take at most this much CPU run on the event loop (None: never).
+        self._loop_batch_max_s = loop_batch_max_s
+        self._sample_cpu_s: float | None = None  # the last batch's, set by whichever thread ran it
         # Read when /metrics is scraped rather than set on every request (a lock each time).
         metrics.queue_depth.set_function(lambda: len(self._queue))
 
@@ -380,7 +398,24 @@ class Batcher:
             observe(start - p.enqueued)
         run = BatchRun(time.perf_counter(), samples, len(batch))
         self._busy = True
-        self._workers.submit(partial(self._compute, batch), partial(self._finished, batch, run))
+        Batcher.started_in_process += 1
+        if self._runs_on_loop(samples):
+            self._compute_here(batch, run)
+        else:
+            self._workers.submit(partial(self._compute, batch), partial(self._finished, batch, run))
+
+    def _runs_on_loop(self, samples: int) -> bool:
+        limit, per_sample = self._loop_batch_max_s, self._sample_cpu_s
+        return limit is not None and per_sample is not None and per_sample * samples <= limit
+
+    def _compute_here(self, batch: list[Pending], run: BatchRun) -> None:
+        """The batch on the event loop, start to answers, as the worker thread would run it."""
+        try:
+            outcome: _Outcome | None = self._compute(batch)
+            error: BaseException | None = None
+        except Exception as exc:  # handed over like the worker thread's
+            outcome, error = None, exc
+        self._finished(batch, run, outcome, error)
 
     def _finished(
         self,
@@ -393,7 +428,10 @@ class Batcher:
         worker is idle until it does), then every request gets its answer."""
         run.ended = time.perf_counter()
         self._busy = False
-        self._dispatch()
+        if self._loop_batch_max_s is None:
+            self._dispatch()
+        else:  # what arrived while the loop computed is read first, and joins the next batch
+            self._soon()
         tracer = tracing.batch_tracer  # None unless tracing is on: one global read per batch
         if tracer is not None:
             tracer.record_batch(self.label, run, [p.trace for p in batch])
@@ -463,8 +501,11 @@ class Batcher:
         t0 = time.perf_counter()
         inputs = assemble(requests, self._layout)
         t1 = time.perf_counter()
+        cpu = time.thread_time()
         outputs = self._runner(inputs)
         t2 = time.perf_counter()
+        # The thread's own clock: a worker thread preempted by the loop is not charged for it.
+        self._sample_cpu_s = (time.thread_time() - cpu) / max(sum(samples), 1)
         results: list[Result | BaseException] = list(
             split(outputs, requests, samples, self._layout)
         )

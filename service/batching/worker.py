@@ -38,10 +38,6 @@ class WorkerPool:
     called back on the event loop that submitted it. A thread starts when a job finds every
     existing one busy."""
 
-    # Jobs submitted to any pool of the process, read by the allocator's trims to tell a quiet
-    # interval (runtime/memory.py); pools are only submitted to from their event loop.
-    submitted_in_process = 0
-
     def __init__(self, size: int, name: str, on_start: Callable[[], None] | None = None) -> None:
         if size < 1:
             raise ValueError(f"a worker pool needs at least one thread, not {size}")
@@ -55,7 +51,6 @@ class WorkerPool:
 
     def submit(self, job: Callable[[], T], done: Done[T]) -> None:
         """Queues `job`; `done` is called on the caller's loop when it has run."""
-        WorkerPool.submitted_in_process += 1
         with self._lock:
             self._unfinished += 1
             # A thread more only when every thread has a job: one busy model uses one thread.

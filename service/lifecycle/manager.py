@@ -40,6 +40,7 @@ from model_store.schema import (
 )
 from service.batching import Batcher, BatchPolicy
 from service.batching.assemble import Layout, assemble
+from service.batching.placement import batches_on_loop
 from service.batching.worker import WorkerPool, lower_priority
 from service.capture import CaptureWriter
 from service.errors import BadRequestError, NotFoundError, UnavailableError
@@ -106,6 +107,7 @@ class ModelManager:
         self._retry_failed_after = max(60.0, 10 * settings.poll_interval_s)
         self._changes = ChangeWatch(full_every_s=self._retry_failed_after)
         self._choice: ProviderChoice | None = None
+        self._loop_batch_max_s: float | None = None  # see `batches_on_loop`
         self._store: Any = None
         # Readiness: the models the configuration says to serve, and per model why its last
         # sync left it without a READY version ("" when it has one).
@@ -223,6 +225,7 @@ class ModelManager:
         self._choice = await self._in_loader(lambda: choose_providers(self.settings))
         if self._choice.on_gpu:
             self.metrics.enable_gpu(self.settings.cuda_device_id)
+        self._loop_batch_max_s = batches_on_loop(self.settings, self._choice)
         if self._capture is not None:
             self._capture.start()
 
@@ -592,7 +595,10 @@ class ModelManager:
         label = f"{manifest.name}:{manifest.version}"
         metrics = self.metrics.for_version(manifest.name, manifest.version)
         layout = Layout(sig, config.ragged_inputs)
-        batcher = Batcher(label, model.run, layout, policy, metrics, workers=self._workers)
+        batcher = Batcher(
+            label, model.run, layout, policy, metrics, workers=self._workers,
+            loop_batch_max_s=self._loop_batch_max_s,
+        )  # fmt: skip
         plans = RequestPlans(sig, layout, s.max_tensor_elements)
         served = ServedVersion(
             manifest.name, manifest.version, manifest, config, sig, model, batcher, metrics, plans
