@@ -402,7 +402,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         *machine_lines(meta),
         f"- Server pinned to core {meta['server_core']}, load generator to core "
-        f"{meta['client_core']}; one ONNX Runtime intra-op thread in every server.",
+        f"{meta['client_core']}; one ONNX Runtime intra-op thread in every server. With one "
+        "core, our server computes its batches on its event loop's thread (its default, "
+        "`INDUCTIVE_BATCHES_ON_LOOP=auto`; service/README.md).",
         f"- Our contenders: {meta['duration_s']:g} s per point after a {meta['warmup_s']:g} s "
         f"warm-up; raw ONNX Runtime {meta['raw_seconds']:g} s per batch size; onnxruntime "
         f"{meta['onnxruntime']}, {meta['wrk']} (HTTP/1.1), h2load (gRPC).",
