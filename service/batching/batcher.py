@@ -16,7 +16,12 @@ switches, a GIL transfer and preemptions in the middle of a batch. A batch then 
 `_dispatch` when its expected CPU time (the model's last CPU seconds per sample, measured with
 the thread's own clock, times the batch's samples) is within the limit; a longer one, and the
 first (nothing measured yet), still go to the worker thread, so the loop is never blocked for
-long: health probes, refusals and other models' answers wait one short batch at most. After a
+long: health probes, refusals and other models' answers wait one short batch at most. A batch
+holding a gRPC call computes on the worker thread too: the asyncio gRPC server receives and
+answers a call in several loop steps, and calls stalled behind batches on the loop cut its
+throughput by 28 % (benchmarks/results/one-cpu/). (The
+estimate is per sample: a batch of a ragged model's longest sequences can exceed it by as much
+as their length exceeds the last batch's.) After a
 batch the next dispatch comes one loop iteration later, so that everything that arrived while
 the loop computed is read first and joins it.
 
@@ -109,6 +114,8 @@ class Pending:
     enqueued: float
     started: bool = False
     trace: object | None = None  # the request's span, when tracing is on
+    # Its front end needs the event loop while the batch computes (see `submit`).
+    needs_loop: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -217,10 +224,13 @@ class Batcher:
         key: tuple[object, ...] | None = None,
         priority: int = 0,
         trace: object | None = None,
+        needs_loop: bool = False,
     ) -> Ticket[Result]:
         """Queues a validated request; its ticket resolves with that request's outputs. `key`
         is its `batch_key`, when the caller has it already; `priority` its level (0: none);
-        `trace` its span, which the span of the batch it runs in links to."""
+        `trace` its span, which the span of the batch it runs in links to. `needs_loop`: its
+        front end takes several loop steps to receive and answer a call (gRPC's asyncio
+        server), so a batch holding it computes on the worker thread, never on the loop."""
         self.check_capacity()
         loop = self._loop
         assert loop is not None, "Batcher.start() was not called"
@@ -232,8 +242,9 @@ class Batcher:
         pending: Pending
         if priority:
             leveled = LeveledPending(
-                inputs, samples, key, Ticket(), self._clock.now(), trace=trace, priority=priority
-            )
+                inputs, samples, key, Ticket(), self._clock.now(), trace=trace,
+                needs_loop=needs_loop, priority=priority,
+            )  # fmt: skip
             self._insert_by_level(leveled)
             pending = leveled
         else:
@@ -244,6 +255,7 @@ class Batcher:
                 ticket=Ticket(),
                 enqueued=self._clock.now(),
                 trace=trace,
+                needs_loop=needs_loop,
             )
             self._queue.append(pending)
         if timeout is not None:
@@ -392,14 +404,16 @@ class Batcher:
         start = self._clock.now()
         observe = self._metrics.queue_seconds.observe
         samples = 0
+        needs_loop = False
         for p in batch:
             p.started = True
             samples += p.samples
+            needs_loop |= p.needs_loop
             observe(start - p.enqueued)
         run = BatchRun(time.perf_counter(), samples, len(batch))
         self._busy = True
         Batcher.started_in_process += 1
-        if self._runs_on_loop(samples):
+        if not needs_loop and self._runs_on_loop(samples):
             self._compute_here(batch, run)
         else:
             self._workers.submit(partial(self._compute, batch), partial(self._finished, batch, run))
@@ -424,8 +438,9 @@ class Batcher:
         outcome: _Outcome | None,
         error: BaseException | None,
     ) -> None:
-        """Event loop, when the worker is done with `batch`: the next batch starts first (the
-        worker is idle until it does), then every request gets its answer."""
+        """Event loop, when `batch` is done: the next batch is dispatched first (a worker
+        thread is idle until it is; on the loop, one iteration later, once what arrived meanwhile
+        is read), then every request gets its answer."""
         run.ended = time.perf_counter()
         self._busy = False
         if self._loop_batch_max_s is None:

@@ -62,6 +62,9 @@ _REJECT_REASONS = {
     408: "bad_request", 413: "too_large", 503: "not_ready",
 }  # fmt: skip
 _OUTCOMES = {400: "bad_request", 503: "unavailable"}
+# Front ends whose calls take several event-loop steps to receive and answer (the asyncio gRPC
+# server): their batches compute on a worker thread even where short ones may use the loop.
+_STEPS_ON_LOOP = frozenset({"grpc"})
 # The status of a request whose client went away before its answer (nginx's convention), as
 # its trace and access log line show it.
 CLIENT_GONE = 499
@@ -212,8 +215,9 @@ class InferCall:
         if self.load_waits and timeout_s is not None:  # its wait for the load counts
             timeout_s = max(timeout_s - (time.perf_counter() - self.started), 0.001)
         ticket = self.ticket = served.batcher.submit(
-            inputs, samples, timeout_s, key=key, priority=priority, trace=self.span
-        )
+            inputs, samples, timeout_s, key=key, priority=priority, trace=self.span,
+            needs_loop=self.protocol in _STEPS_ON_LOOP,
+        )  # fmt: skip
         self.queued_at = time.perf_counter()
         if served.shadow is not None:  # a canary's candidate runs a share of it too
             served.shadow.offer(inputs, samples, key, ticket)

@@ -26,6 +26,7 @@ from service.runtime.cpus import UsableCpus, usable_cpus
 from service.runtime.providers import ProviderChoice
 from service.settings import Settings
 from tests.service import models
+from tests.service.grpc import clients as grpc_clients
 from tests.service.helpers import publish
 from tests.service.test_batcher import FakeClock, FakeRunner, _signature, _x, run_async, settle
 
@@ -147,6 +148,28 @@ async def test_what_arrives_while_the_loop_computes_joins_the_queued_requests_ne
 
 
 @run_async
+async def test_a_batch_holding_a_call_that_needs_the_loop_computes_on_the_worker_thread(
+    noting: ThreadNoting,
+) -> None:
+    """gRPC's calls (`needs_loop`) take several loop steps each: their batches leave the loop
+    free, whoever else is in them; batches without one still compute on the loop."""
+    b = _on_loop_batcher(noting, limit_s=1.0)
+    b.start()
+    loop_thread = threading.get_ident()
+    b.submit(_x([1, 1]), 1)
+    await settle()
+    b.submit(_x([2, 2]), 1)
+    grpc_call = b.submit(_x([3, 3]), 1, needs_loop=True)
+    await settle()
+    b.submit(_x([4, 4]), 1)
+    await settle()
+    assert [t == loop_thread for t in noting.threads] == [False, False, True]
+    assert [len(batch["x"]) for batch in noting.batches] == [1, 2, 1]
+    np.testing.assert_array_equal(grpc_call.result()["y"], [[6, 6]])
+    await b.close()
+
+
+@run_async
 async def test_a_request_the_model_fails_on_fails_alone_on_the_loop(noting: ThreadNoting) -> None:
     b = _on_loop_batcher(noting, limit_s=1.0)
     b.start()
@@ -208,15 +231,18 @@ def test_a_server_pinned_to_one_core_computes_on_its_loop_and_answers_every_clie
     with serve(launch, core=0, log_path=log_path, ready_timeout_s=60) as server:
 
         def ask(i: int) -> None:
-            client = httpclient.InferenceServerClient(server.url.removeprefix("http://"))
+            """Every fourth client speaks gRPC, whose batches keep to the worker thread."""
+            grpc = i % 4 == 0
+            client = grpc_clients.client(server) if grpc else grpc_clients.http_client(server)
             rng = np.random.default_rng(i)
             try:
                 for _ in range(25):
                     x, y = (rng.standard_normal((1 + i % 3, 4)).astype(np.float32) for _ in "xy")
-                    inputs = [httpclient.InferInput(n, list(x.shape), "FP32") for n in "xy"]
-                    inputs[0].set_data_from_numpy(x)
-                    inputs[1].set_data_from_numpy(y)
-                    got = client.infer("add", inputs).as_numpy("sum")
+                    arrays = {"x": x, "y": y}
+                    tensors = (
+                        grpc_clients.inputs(arrays) if grpc else grpc_clients.http_inputs(arrays)
+                    )
+                    got = client.infer("add", tensors).as_numpy("sum")
                     np.testing.assert_allclose(got, models.add_reference(x, y), rtol=1e-6)
             finally:
                 client.close()
