@@ -225,14 +225,15 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         default=0,
         ge=0,
-        description="ONNX Runtime intra-op threads; 0 = cores available.",
+        description="ONNX Runtime intra-op threads; 0 = the CPUs the process can use (its "
+        "affinity, bounded by its cgroup's CPU quota).",
     )
     inter_op_threads: int = Field(default=1, ge=1, description="ONNX Runtime inter-op threads.")
     batch_threads: int = Field(
         default=0,
         ge=0,
         description="Threads computing batches, shared by every model version (one version "
-        "computes one batch at a time); 0 = twice the cores available, at least 4.",
+        "computes one batch at a time); 0 = twice the CPUs the process can use, at least 4.",
     )
     batches_on_loop: Literal["auto", "on", "off"] = Field(
         default="auto",
@@ -244,8 +245,8 @@ class Settings(BaseSettings):
     loop_batch_max_ms: float = Field(
         default=20.0,
         gt=0,
-        description="With batches on the loop: a batch expected to need more CPU time than this "
-        "(its model's last CPU time per sample × its samples) runs on a worker thread, so that "
+        description="With batches on the loop: a batch expected to take longer than this (its "
+        "model's last time per sample × its samples) runs on a worker thread, so that "
         "health probes and other requests never wait longer than this for the loop.",
     )
     worker_nice: int = Field(

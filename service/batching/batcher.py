@@ -13,8 +13,9 @@ answer reaches its connection in the same loop iteration as the batch's.
 On the event loop itself (`loop_batch_max_s`, set when the server has one CPU): a thread cannot
 compute while the loop reads on a single core anyway, and the handoff costs two context
 switches, a GIL transfer and preemptions in the middle of a batch. A batch then runs in
-`_dispatch` when its expected CPU time (the model's last CPU seconds per sample, measured with
-the thread's own clock, times the batch's samples) is within the limit; a longer one, and the
+`_dispatch` when its expected time (the model's last seconds per sample times the batch's
+samples: the time a batch on the loop held it, or a worker thread's own CPU time, which does
+not count the loop's preemptions) is within the limit; a longer one, and the
 first (nothing measured yet), still go to the worker thread, so the loop is never blocked for
 long: health probes, refusals and other models' answers wait one short batch at most. A batch
 holding a gRPC call computes on the worker thread too: the asyncio gRPC server receives and
@@ -178,7 +179,7 @@ class Batcher:
         self._drained: asyncio.Future[None] | None = None  # set by `close`
         # Batches expected to take at most this much CPU run on the event loop (None: never).
         self._loop_batch_max_s = loop_batch_max_s
-        self._sample_cpu_s: float | None = None  # the last batch's, set by whichever thread ran it
+        self._sample_s: float | None = None  # the last batch's, set by whichever thread ran it
         # Read when /metrics is scraped rather than set on every request (a lock each time).
         metrics.queue_depth.set_function(lambda: len(self._queue))
 
@@ -419,13 +420,13 @@ class Batcher:
             self._workers.submit(partial(self._compute, batch), partial(self._finished, batch, run))
 
     def _runs_on_loop(self, samples: int) -> bool:
-        limit, per_sample = self._loop_batch_max_s, self._sample_cpu_s
+        limit, per_sample = self._loop_batch_max_s, self._sample_s
         return limit is not None and per_sample is not None and per_sample * samples <= limit
 
     def _compute_here(self, batch: list[Pending], run: BatchRun) -> None:
         """The batch on the event loop, start to answers, as the worker thread would run it."""
         try:
-            outcome: _Outcome | None = self._compute(batch)
+            outcome: _Outcome | None = self._compute(batch, on_loop=True)
             error: BaseException | None = None
         except Exception as exc:  # handed over like the worker thread's
             outcome, error = None, exc
@@ -488,13 +489,14 @@ class Batcher:
 
     # --- the worker thread ---------------------------------------------------------------
 
-    def _compute(self, batch: list[Pending]) -> _Outcome:
-        """Worker thread: one run for the whole batch; if it fails, each request alone, so a
-        request the model cannot take fails by itself and not its neighbours."""
+    def _compute(self, batch: list[Pending], on_loop: bool = False) -> _Outcome:
+        """Worker thread (or the loop, `on_loop`): one run for the whole batch; if it fails,
+        each request alone, so a request the model cannot take fails by itself and not its
+        neighbours."""
         requests = [p.inputs for p in batch]
         samples = [p.samples for p in batch]
         try:
-            results, run = self._run(requests, samples)
+            results, run = self._run(requests, samples, on_loop)
             return _Outcome(results, [run])
         except Exception as exc:
             if len(batch) == 1:
@@ -502,7 +504,7 @@ class Batcher:
         outcome = _Outcome([], [])
         for request, n in zip(requests, samples, strict=True):
             try:
-                results, run = self._run([request], [n])
+                results, run = self._run([request], [n], on_loop)
             except Exception as exc:
                 outcome.results.append(_failed_alone(exc, self.label))
                 continue
@@ -511,7 +513,7 @@ class Batcher:
         return outcome
 
     def _run(
-        self, requests: list[dict[str, np.ndarray]], samples: list[int]
+        self, requests: list[dict[str, np.ndarray]], samples: list[int], on_loop: bool
     ) -> tuple[list[Result | BaseException], _Execution]:
         t0 = time.perf_counter()
         inputs = assemble(requests, self._layout)
@@ -519,8 +521,10 @@ class Batcher:
         cpu = time.thread_time()
         outputs = self._runner(inputs)
         t2 = time.perf_counter()
-        # The thread's own clock: a worker thread preempted by the loop is not charged for it.
-        self._sample_cpu_s = (time.thread_time() - cpu) / max(sum(samples), 1)
+        # How long a batch holds the loop, per sample: on the loop, the time it held it; on a
+        # worker, the thread's own CPU time (its wall time counts the loop's preemptions).
+        spent = t2 - t1 if on_loop else time.thread_time() - cpu
+        self._sample_s = spent / max(sum(samples), 1)
         results: list[Result | BaseException] = list(
             split(outputs, requests, samples, self._layout)
         )

@@ -30,7 +30,7 @@ def batches_on_loop(
         log.info("batches compute on worker threads (set off)")
         return None
     if mode == "on":
-        log.info("batches up to %g ms of CPU compute on the event loop (set on)", limit_ms)
+        log.info("batches up to %g ms compute on the event loop (set on)", limit_ms)
         return limit_ms / 1000
     cpus = cpus or usable_cpus()
     if choice.on_gpu or cpus.count > 1:
@@ -38,7 +38,7 @@ def batches_on_loop(
         log.info("batches compute on worker threads (%s)", where)
         return None
     log.info(
-        "batches up to %g ms of CPU compute on the event loop, longer ones on a worker thread "
+        "batches up to %g ms compute on the event loop, longer ones on a worker thread "
         "(one usable CPU: %s)", limit_ms, cpus,
     )  # fmt: skip
     return limit_ms / 1000

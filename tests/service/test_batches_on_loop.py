@@ -112,6 +112,35 @@ async def test_a_batch_expected_above_the_limit_computes_on_the_worker_thread() 
     await b.close()
 
 
+class Sleeping(ThreadNoting):
+    """Holds its thread `per_sample_s` per sample without using CPU (as a model whose work is
+    on ONNX Runtime's own threads, or a device, would)."""
+
+    def __init__(self, per_sample_s: float) -> None:
+        super().__init__()
+        self.per_sample_s = per_sample_s
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(self.per_sample_s * len(inputs["x"]))
+        return super().__call__(inputs)
+
+
+@run_async
+async def test_a_batch_on_the_loop_is_measured_by_how_long_it_held_it() -> None:
+    """The worker thread's CPU time says ~0 for a batch that waits; once a batch has held the
+    loop, the time it held it is what the next batch is judged by."""
+    runner = Sleeping(per_sample_s=0.004)
+    b = _on_loop_batcher(runner, limit_s=0.010)
+    b.start()
+    loop_thread = threading.get_ident()
+    for rows in ([[1.0, 1.0]], [[1.0, 1.0]], [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]):
+        b.submit(_x(*rows), len(rows))
+        await settle()
+    # Worker (nothing measured), loop (~0 s of CPU per sample), then 3 × 4 ms > 10 ms: worker.
+    assert [t == loop_thread for t in runner.threads] == [False, True, False]
+    await b.close()
+
+
 @run_async
 async def test_what_arrives_while_the_loop_computes_joins_the_queued_requests_next_batch(
     noting: ThreadNoting,
