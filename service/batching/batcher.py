@@ -14,17 +14,16 @@ On the event loop itself (`loop_batch_max_s`, set when the server has one CPU): 
 compute while the loop reads on a single core anyway, and the handoff costs two context
 switches, a GIL transfer and preemptions in the middle of a batch. A batch then runs in
 `_dispatch` when its expected time (the model's last seconds per sample times the batch's
-samples: the time a batch on the loop held it, or a worker thread's own CPU time, which does
-not count the loop's preemptions) is within the limit; a longer one, and the
-first (nothing measured yet), still go to the worker thread, so the loop is never blocked for
-long: health probes, refusals and other models' answers wait one short batch at most. A batch
-holding a gRPC call computes on the worker thread too: the asyncio gRPC server receives and
-answers a call in several loop steps, and calls stalled behind batches on the loop cut its
-throughput by 28 % (benchmarks/results/one-cpu/). (The
-estimate is per sample: a batch of a ragged model's longest sequences can exceed it by as much
-as their length exceeds the last batch's.) After a
-batch the next dispatch comes one loop iteration later, so that everything that arrived while
-the loop computed is read first and joins it.
+samples: how long a batch on the loop held it, or a worker thread's own CPU time, which does not
+count the loop's preemptions) is within the limit; a longer one, and the first (nothing measured
+yet), still go to the worker thread, so the loop is never blocked for long: health probes,
+refusals and other models' answers wait one short batch at most. The estimate is per sample: a
+batch of a ragged model's longest sequences can exceed it by as much as their length exceeds
+the last batch's. A batch holding a gRPC call computes on the worker thread too: the asyncio gRPC
+server receives and answers a call in several loop steps, and calls stalled behind batches on
+the loop cut its throughput by 28 % (benchmarks/results/one-cpu/). After a batch the next
+dispatch comes one loop iteration later, so that everything that arrived while the loop
+computed is read first and joins it.
 
 Priority (Triton's `priority` parameter, its schedule_policy extension): the queue is kept in
 order of level, then of arrival. A request without a level (0, nearly all) is appended, exactly as
@@ -177,7 +176,7 @@ class Batcher:
         self._window: Timer | None = None  # calls `_dispatch` when the head's delay window ends
         self._window_end = 0.0
         self._drained: asyncio.Future[None] | None = None  # set by `close`
-        # Batches expected to take at most this much CPU run on the event loop (None: never).
+        # Batches expected to take at most this long run on the event loop (None: never).
         self._loop_batch_max_s = loop_batch_max_s
         self._sample_s: float | None = None  # the last batch's, set by whichever thread ran it
         # Read when /metrics is scraped rather than set on every request (a lock each time).
@@ -424,12 +423,15 @@ class Batcher:
         return limit is not None and per_sample is not None and per_sample * samples <= limit
 
     def _compute_here(self, batch: list[Pending], run: BatchRun) -> None:
-        """The batch on the event loop, start to answers, as the worker thread would run it."""
+        """The batch on the event loop, start to answers, as the worker thread would run it.
+        What the next batch is judged by is how long this one held the loop, assembling and
+        splitting included (its thread's CPU time would miss ONNX Runtime's other threads)."""
         try:
-            outcome: _Outcome | None = self._compute(batch, on_loop=True)
+            outcome: _Outcome | None = self._compute(batch)
             error: BaseException | None = None
         except Exception as exc:  # handed over like the worker thread's
             outcome, error = None, exc
+        self._sample_s = (time.perf_counter() - run.started) / max(run.samples, 1)
         self._finished(batch, run, outcome, error)
 
     def _finished(
@@ -489,14 +491,13 @@ class Batcher:
 
     # --- the worker thread ---------------------------------------------------------------
 
-    def _compute(self, batch: list[Pending], on_loop: bool = False) -> _Outcome:
-        """Worker thread (or the loop, `on_loop`): one run for the whole batch; if it fails,
-        each request alone, so a request the model cannot take fails by itself and not its
-        neighbours."""
+    def _compute(self, batch: list[Pending]) -> _Outcome:
+        """Worker thread (or the loop): one run for the whole batch; if it fails, each request
+        alone, so a request the model cannot take fails by itself and not its neighbours."""
         requests = [p.inputs for p in batch]
         samples = [p.samples for p in batch]
         try:
-            results, run = self._run(requests, samples, on_loop)
+            results, run = self._run(requests, samples)
             return _Outcome(results, [run])
         except Exception as exc:
             if len(batch) == 1:
@@ -504,7 +505,7 @@ class Batcher:
         outcome = _Outcome([], [])
         for request, n in zip(requests, samples, strict=True):
             try:
-                results, run = self._run([request], [n], on_loop)
+                results, run = self._run([request], [n])
             except Exception as exc:
                 outcome.results.append(_failed_alone(exc, self.label))
                 continue
@@ -513,7 +514,7 @@ class Batcher:
         return outcome
 
     def _run(
-        self, requests: list[dict[str, np.ndarray]], samples: list[int], on_loop: bool
+        self, requests: list[dict[str, np.ndarray]], samples: list[int]
     ) -> tuple[list[Result | BaseException], _Execution]:
         t0 = time.perf_counter()
         inputs = assemble(requests, self._layout)
@@ -521,10 +522,9 @@ class Batcher:
         cpu = time.thread_time()
         outputs = self._runner(inputs)
         t2 = time.perf_counter()
-        # How long a batch holds the loop, per sample: on the loop, the time it held it; on a
-        # worker, the thread's own CPU time (its wall time counts the loop's preemptions).
-        spent = t2 - t1 if on_loop else time.thread_time() - cpu
-        self._sample_s = spent / max(sum(samples), 1)
+        # On a worker, the thread's own clock: its wall time counts the loop's preemptions. (On
+        # the loop, `_compute_here` replaces this with how long the batch held the loop.)
+        self._sample_s = (time.thread_time() - cpu) / max(sum(samples), 1)
         results: list[Result | BaseException] = list(
             split(outputs, requests, samples, self._layout)
         )

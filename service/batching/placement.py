@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from service.runtime.cpus import UsableCpus, usable_cpus
+from service.runtime.cpus import UsableCpus, process_cpus
 from service.runtime.providers import ProviderChoice
 from service.settings import Settings
 
@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 def batches_on_loop(
     settings: Settings, choice: ProviderChoice, cpus: UsableCpus | None = None
 ) -> float | None:
-    """The most CPU seconds a batch may take to run on the event loop; None: every batch runs
-    on a worker thread."""
+    """The most seconds a batch may be expected to take to run on the event loop; None: every
+    batch runs on a worker thread."""
     mode = settings.batches_on_loop
     limit_ms = settings.loop_batch_max_ms
     if mode == "off":
@@ -32,7 +32,7 @@ def batches_on_loop(
     if mode == "on":
         log.info("batches up to %g ms compute on the event loop (set on)", limit_ms)
         return limit_ms / 1000
-    cpus = cpus or usable_cpus()
+    cpus = cpus or process_cpus()
     if choice.on_gpu or cpus.count > 1:
         where = choice.name if choice.on_gpu else str(cpus)
         log.info("batches compute on worker threads (%s)", where)

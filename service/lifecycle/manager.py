@@ -56,7 +56,7 @@ from service.metrics import Metrics
 from service.model_io.signature import ModelSignature
 from service.protocol.request_plans import RequestPlans
 from service.runtime import OnnxModel, ProviderChoice, choose_providers, load_model
-from service.runtime.cpus import usable_cpus
+from service.runtime.cpus import process_cpus
 from service.runtime.memory import release_free_memory, rss_bytes
 from service.runtime.warmup import warmup_batch_sizes, warmup_inputs
 from service.settings import Settings
@@ -95,7 +95,7 @@ class ModelManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._workers = WorkerPool(
-            settings.batch_threads or max(4, 2 * usable_cpus().count),
+            settings.batch_threads or max(4, 2 * process_cpus().count),
             "infer",
             on_start=partial(lower_priority, settings.worker_nice),
         )

@@ -8,6 +8,7 @@ can run on at once.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -36,6 +37,13 @@ class UsableCpus:
 
 def usable_cpus(v2: Path = _CGROUP_V2, v1: Path = _CGROUP_V1) -> UsableCpus:
     return UsableCpus(len(os.sched_getaffinity(0)), _quota_v2(v2) or _quota_v1(v1))
+
+
+@functools.cache
+def process_cpus() -> UsableCpus:
+    """Read once: the pool's size, where batches compute and every session's intra-op threads
+    all follow the CPUs the server started with."""
+    return usable_cpus()
 
 
 def _quota_v2(path: Path) -> float | None:

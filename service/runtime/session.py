@@ -16,7 +16,7 @@ from model_store import UnsafeModelError
 from model_store.onnx_files import check_external_data
 from model_store.schema import Manifest
 from service.model_io.datatypes import NUMPY_DTYPES
-from service.runtime.cpus import usable_cpus
+from service.runtime.cpus import process_cpus
 from service.runtime.engine_cache import file_sha256, version_providers
 from service.runtime.providers import ProviderChoice
 from service.settings import Settings
@@ -130,7 +130,7 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     options = ort.SessionOptions()
     # A container limited to one CPU still sees its node's cores in its affinity: ONNX Runtime
     # would start a thread per core for a quota of one.
-    intra = settings.intra_op_threads or usable_cpus().count
+    intra = settings.intra_op_threads or process_cpus().count
     options.intra_op_num_threads = intra
     options.inter_op_num_threads = settings.inter_op_threads
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -418,12 +418,12 @@ async def test_a_batch_failing_outside_the_model_fails_alone(runner: FakeRunner)
     compute = b._compute
     calls = 0
 
-    def broken_once(batch: list[Pending], on_loop: bool = False) -> _Outcome:
+    def broken_once(batch: list[Pending]) -> _Outcome:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise KeyError("a bug")
-        return compute(batch, on_loop)
+        return compute(batch)
 
     b._compute = broken_once  # type: ignore[method-assign]
     doomed = b.submit(_x([1, 1]), 1)
