@@ -363,6 +363,12 @@ class ModelManager:
                 try:
                     if await self.sync(name, retry_failed=False, raise_store_errors=True):
                         complete = False  # a load failed: the next poll retries it
+                except ModelNotFoundError:
+                    # Listed, then without a complete version when its versions were read: a
+                    # deletion (or a rename) in progress, not an outage. The next poll lists the
+                    # store again and, if it is still gone, starts its removal grace.
+                    complete = False
+                    log.info("model %s: gone from the store while it was polled", name)
                 except Exception as exc:  # this model only; the others are still polled
                     complete = False
                     self.metrics.store_poll_failures.inc()

@@ -317,6 +317,49 @@ def test_store_gone_while_polling_keeps_serving(tmp_path: Path) -> None:
         _wait_for(lambda: _infer(client, server.url, x)[0] == 2)
 
 
+def test_a_model_deleted_between_the_listing_and_its_read_is_not_a_poll_failure(
+    tmp_path: Path,
+) -> None:
+    """The race a real deletion opens: the poll lists the model (a complete version is there),
+    then its directory is removed before the poll reads its versions. That is a model going away,
+    which the removal grace handles, not a store that failed to answer."""
+    import asyncio
+    import shutil
+
+    from service.lifecycle.manager import ModelManager
+    from service.metrics import Metrics
+    from service.settings import Settings
+
+    store = tmp_path / "store"
+    publish(store, "add", models.add_model(tmp_path, offset=OFFSETS[1]))
+
+    async def scenario() -> None:
+        manager = ModelManager(Settings(store=str(store), poll_interval_s=0.02), Metrics())
+        await manager.prepare()
+        await manager.load_all()
+        try:
+            listing = manager._store.list_models
+            removed = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def list_then_delete() -> list[str]:
+                names = listing()  # the real listing, then the deletion lands
+                if "add" in names and not removed.is_set():
+                    shutil.rmtree(store / "add")
+                    loop.call_soon_threadsafe(removed.set)
+                return names
+
+            manager._store.list_models = list_then_delete
+            await asyncio.wait_for(removed.wait(), 10)
+            await asyncio.sleep(0.2)  # polls after it: the model is no longer listed
+            assert manager.metrics.store_poll_failures._value.get() == 0
+            assert manager.lookup("add").version == 1  # serving through its removal grace
+        finally:
+            await manager.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_model_deleted_from_the_store_keeps_serving(tmp_path: Path) -> None:
     """The store is there but the model's directory is gone: not an outage, and the loaded
     version keeps serving through the removal grace period (60 s by default; the unloading
