@@ -59,6 +59,13 @@ class HeadersTooLargeError(ServiceError):
     status = 431
 
 
+class HttpVersionNotSupportedError(ServiceError):
+    """A request line naming an HTTP version other than 1.1 and 1.0 (2.0 spoken as text, or a
+    version-less HTTP/0.9 line), which the parser would otherwise let through."""
+
+    status = 505
+
+
 class RequestBodyTimeoutError(ServiceError):
     """The client did not send its request in time (a slow or stalled client)."""
 

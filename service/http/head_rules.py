@@ -7,6 +7,9 @@
   given twice are a 400, not "the last one wins": a proxy in front that reads the first would
   disagree with the server about who is asking, or where the body ends.
 - HTTP/1.1 requires `Host` (RFC 9112 §3.2): a 400 without it.
+- HTTP/1.1 or HTTP/1.0 only: httptools also parses `HTTP/2.0` in a text request line and a
+  version-less HTTP/0.9 line, which get a 505 rather than an HTTP/1.1 answer they did not ask
+  for (RFC 9110 §15.6.6).
 - No protocol upgrade (`Upgrade`, `CONNECT`): the service speaks HTTP/1.1 only, and a body
   behind an upgrade request would otherwise be read as the next request (request smuggling).
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.errors import BadRequestError, ServiceError
+from service.errors import BadRequestError, HttpVersionNotSupportedError, ServiceError
 
 SINGLETONS = {
     b"host": "Host",
@@ -51,6 +54,10 @@ def head_error(
             upgrade = True
     if upgrade:
         return BadRequestError("protocol upgrades are not supported: this server speaks HTTP/1.1")
+    if version not in ("1.1", "1.0"):
+        return HttpVersionNotSupportedError(
+            f"HTTP/{version} is not supported: this server speaks HTTP/1.1 and HTTP/1.0"
+        )
     if version == "1.1" and b"host" not in seen:
         return BadRequestError("an HTTP/1.1 request needs a Host header")
     return None

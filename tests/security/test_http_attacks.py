@@ -264,6 +264,21 @@ def test_http_1_1_without_host_is_refused_and_http_1_0_is_served(server: ServerP
             assert Reader(sock).response()[0] == 200
 
 
+@pytest.mark.parametrize(
+    "line", [b"GET /v2/health/ready HTTP/2.0", b"GET /v2/health/ready"], ids=["2.0", "0.9"]
+)
+def test_a_request_line_of_another_http_version_is_a_505(
+    server: ServerProcess, line: bytes
+) -> None:
+    with connect(server.url) as sock:
+        sock.sendall(line + b"\r\nHost: t\r\n\r\n")
+        reader = Reader(sock)
+        response = reader.response()
+        assert "is not supported" in _error(response, 505)
+        assert response[1]["connection"] == "close"
+        assert reader.closed(within=5.0)
+
+
 def test_a_long_request_target_is_a_414(server: ServerProcess) -> None:
     with connect(server.url) as sock:
         sock.sendall(request("GET", "/v2/models/" + "a" * 9000))
