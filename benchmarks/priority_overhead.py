@@ -55,6 +55,7 @@ def _layout() -> Layout:
     spec = TensorSpec(name="x", datatype="FP32", shape=(-1, 16))
     signature = ModelSignature(
         inputs={"x": spec}, outputs={"y": spec}, server_filled=frozenset(), ragged_axes={},
+        ragged_max_lengths={},
         batched=True, max_batch_size=BATCH, reject_non_finite=False, labels={},
     )  # fmt: skip
     return Layout(signature, ())

@@ -159,6 +159,11 @@ class RaggedInput(_Strict):
     `lengths_input` names the model input (INT64, shape [-1]) that receives each sample's true
     length; `mask_input` names one (BOOL, shape [-1, -1], True = padding) that receives the
     key-padding mask. A client may omit both: the server derives them from the shapes it got.
+
+    `max_length` is the longest the variable axis may be in a request (a 400 above it); without
+    it only the server's element limit bounds it. A model whose cost grows faster than its input
+    needs one: self-attention is quadratic in the length, so a single 2 MB sequence of 40,000
+    steps would otherwise hold the model for minutes and ask for tens of GB.
     """
 
     input: str
@@ -166,6 +171,7 @@ class RaggedInput(_Strict):
     pad_value: float = 0.0
     lengths_input: str | None = None
     mask_input: str | None = None
+    max_length: int | None = Field(default=None, ge=1)
 
 
 class VersionPolicy(_Strict):

@@ -55,6 +55,12 @@ class Dataset:
     def in_channels(self) -> int:
         return int(self.train.x.shape[1] if self.kind == "image" else self.train.x.shape[2])
 
+    def longest_sequence(self) -> int:
+        """The most steps of any sequence in either split (sequence datasets)."""
+        assert self.train.lengths is not None
+        assert self.test.lengths is not None
+        return int(max(self.train.lengths.max(), self.test.lengths.max()))
+
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std over the training inputs (valid time steps only)."""
         x = self.train.x

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 CARD_FILE = "card.md"
 PRODUCER = "inductive-training"
 DEFAULT_MAX_BATCH_SIZE = 64
+# A sequence model is published with a max_length of this many times its longest training
+# sequence (rounded up to a power of two): room for longer inputs than it saw, and a bound on
+# what one request can cost a model quadratic in the length.
+SEQUENCE_LENGTH_HEADROOM = 8
 # The files that hold a version's weights: the graph and the dynamo exporter's external data.
 # The fp16/int8 variants are computed from them, so they change only when these do.
 WEIGHT_FILES = (MODEL_FILE, f"{MODEL_FILE}.data")
@@ -167,9 +171,17 @@ def build_config(
     """
     ragged: tuple[RaggedInput, ...] = ()
     if run.dataset.kind == "sequence":
+        longest = run.dataset.longest_sequence()
+        max_length = 1 << (SEQUENCE_LENGTH_HEADROOM * longest - 1).bit_length()
+        before = _ragged_x(existing)
+        if before is not None and before.max_length is not None:
+            max_length = max(before.max_length, longest)  # the operator's, if it still fits
         ragged = (
-            RaggedInput(input="x", axis=1, pad_value=SEQUENCE_PAD_VALUE, lengths_input="lengths"),
-        )
+            RaggedInput(
+                input="x", axis=1, pad_value=SEQUENCE_PAD_VALUE, lengths_input="lengths",
+                max_length=max_length,
+            ),
+        )  # fmt: skip
     labels = {OUTPUT_NAME: run.dataset.labels}
     if existing is not None:
         return existing.model_copy(update={"ragged_inputs": ragged, "labels": labels})
@@ -178,6 +190,12 @@ def build_config(
         ragged_inputs=ragged,
         labels=labels,
     )
+
+
+def _ragged_x(config: ModelConfig | None) -> RaggedInput | None:
+    if config is None:
+        return None
+    return next((r for r in config.ragged_inputs if r.input == "x"), None)
 
 
 def write_card(name: str, run: Run) -> None:

@@ -13,8 +13,9 @@ class ModelSignature:
     outputs: dict[str, TensorSpec]
     # Inputs the server fills itself for ragged batching (lengths, mask): a client may omit them.
     server_filled: frozenset[str]
-    # Ragged input name → its variable axis.
+    # Ragged input name → its variable axis, and the longest that axis may be (when limited).
     ragged_axes: dict[str, int]
+    ragged_max_lengths: dict[str, int]
     # True when every input and output has a dynamic first (batch) axis.
     batched: bool
     max_batch_size: int
@@ -36,6 +37,9 @@ class ModelSignature:
             outputs={t.name: t for t in manifest.outputs},
             server_filled=frozenset(filled),
             ragged_axes={r.input: r.axis for r in config.ragged_inputs},
+            ragged_max_lengths={
+                r.input: r.max_length for r in config.ragged_inputs if r.max_length is not None
+            },
             batched=batched,
             max_batch_size=max_batch_size if batched else 1,
             reject_non_finite=config.reject_non_finite_inputs,

@@ -49,8 +49,16 @@ def check_structure(request: InferRequest, sig: ModelSignature) -> int:
                 f"got {list(array.shape)}"
             )
         axis = sig.ragged_axes.get(name)
-        if axis is not None and array.shape[axis] == 0:
-            raise BadRequestError(f"input '{name}': its variable axis {axis} has length 0")
+        if axis is not None:
+            length = array.shape[axis]
+            if length == 0:
+                raise BadRequestError(f"input '{name}': its variable axis {axis} has length 0")
+            limit = sig.ragged_max_lengths.get(name)
+            if limit is not None and length > limit:
+                raise BadRequestError(
+                    f"input '{name}': its variable axis {axis} has length {length}, above this "
+                    f"model's max_length of {limit}"
+                )
         if sig.batched:
             if batch is None:
                 batch = array.shape[0]

@@ -16,7 +16,9 @@ ADD_LABELS = ("north", "east", "south", "west")
 # Padding with 7.0 instead of 0.0 makes a missing mask visible in the ragged model's mean.
 RAGGED_CONFIG = ModelConfig(
     batching=BatchingConfig(max_batch_size=16, max_queue_delay_ms=20),
-    ragged_inputs=(RaggedInput(input="x", axis=1, pad_value=7.0, lengths_input="lengths"),),
+    ragged_inputs=(
+        RaggedInput(input="x", axis=1, pad_value=7.0, lengths_input="lengths", max_length=64),
+    ),
 )
 ADD_CONFIG = ModelConfig(
     batching=BatchingConfig(max_batch_size=32, max_queue_delay_ms=10),

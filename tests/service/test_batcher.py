@@ -106,6 +106,7 @@ def _signature(ragged: bool = False) -> ModelSignature:
         outputs={t.name: t for t in outputs},
         server_filled=frozenset({"lengths"}) if ragged else frozenset(),
         ragged_axes={"x": 1} if ragged else {},
+        ragged_max_lengths={},
         batched=True,
         max_batch_size=8,
         reject_non_finite=False,

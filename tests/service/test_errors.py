@@ -65,6 +65,9 @@ CASES = [
     ("empty sequence", "/v2/models/ragged/infer",
      {"inputs": [{"name": "x", "shape": [1, 0, 2], "datatype": "FP32", "data": []}]}, 400,
      "variable axis 1 has length 0"),
+    ("sequence above max_length", "/v2/models/ragged/infer",
+     {"inputs": [{"name": "x", "shape": [1, 65, 2], "datatype": "FP32", "data": [0] * 130}]}, 400,
+     "input 'x': its variable axis 1 has length 65, above this model's max_length of 64"),
     ("huge shape", "/v2/models/add/infer",
      {"inputs": [_with(X, shape=[2**40, 4]), Y]}, 400, "above the limit"),
 ]  # fmt: skip

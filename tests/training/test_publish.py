@@ -17,7 +17,7 @@ from tests.training.helpers import tiny_images, tiny_sequences
 from training.augment import random_affine
 from training.export import ParityError
 from training.pipeline import Trained, describe_train_config, package, train_model
-from training.publish import UnchangedArtifactError, publish_run
+from training.publish import UnchangedArtifactError, build_config, publish_run
 from training.trainer import TrainConfig, TrainResult
 from training.variants import onnx_accuracy
 
@@ -64,9 +64,16 @@ def test_sequence_model_published_with_manifest_config_and_variants(tmp_path: Pa
     store.verify("tiny-gru", 1)
 
     config = store.config("tiny-gru")
+    # Its longest sequence is 9 steps: 8 times that, rounded up to a power of two.
+    assert trained.dataset.longest_sequence() == 9
     assert config.ragged_inputs == (
-        RaggedInput(input="x", axis=1, pad_value=0.0, lengths_input="lengths"),
+        RaggedInput(input="x", axis=1, pad_value=0.0, lengths_input="lengths", max_length=128),
     )
+    # A retrain keeps the max_length an operator set in the store, unless its data is longer.
+    for operator_set, kept in ((1000, 1000), (5, 9)):
+        ragged = config.ragged_inputs[0].model_copy(update={"max_length": operator_set})
+        existing = config.model_copy(update={"ragged_inputs": (ragged,)})
+        assert build_config(run, existing=existing).ragged_inputs[0].max_length == kept
     assert config.labels == {"logits": ("neg", "pos")}
 
 

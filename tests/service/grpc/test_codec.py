@@ -26,6 +26,7 @@ def _served(inputs: dict[str, str], outputs: dict[str, str], labels: Any = None)
         outputs={n: TensorSpec(name=n, datatype=t, shape=(-1, 3)) for n, t in outputs.items()},
         server_filled=frozenset(),
         ragged_axes={},
+        ragged_max_lengths={},
         batched=True,
         max_batch_size=8,
         reject_non_finite=False,

@@ -197,6 +197,10 @@ def test_client_errors_map_to_their_status(server: ServerProcess) -> None:
             lambda: c.infer("add", inputs({"x": x, "y": x}), timeout=-5),
             "INVALID_ARGUMENT",
         ),
+        "sequence above max_length": (
+            lambda: c.infer("ragged", inputs({"x": np.ones((1, 65, 2), np.float32)})),
+            "INVALID_ARGUMENT",
+        ),
     }
     for label, (call, expected) in cases.items():
         code, message = status(call)
