@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     max_tensor_elements: int = Field(
         default=16 * 1024 * 1024, ge=1, description="Largest element count of one input tensor."
     )
+    max_sequence_length: int = Field(
+        default=0,
+        ge=0,
+        description="The longest a ragged input's variable axis may be in a request (400 "
+        "above), for model versions whose config gives no max_length of its own; 0 = no limit. "
+        "A version's config is frozen when it is published: this bounds versions published "
+        "without one (benchmarks/results/reliability/long-sequences.md).",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated CORS origins; empty turns CORS off."
     )

@@ -581,7 +581,8 @@ class ModelManager:
 
     def _signature(self, manifest: Manifest, config: ModelConfig) -> ModelSignature:
         max_batch = self.settings.max_batch_size or config.batching.max_batch_size
-        return ModelSignature.build(manifest, config, max_batch)
+        default_max_length = self.settings.max_sequence_length or None
+        return ModelSignature.build(manifest, config, max_batch, default_max_length)
 
     def _serve(self, manifest: Manifest, config: ModelConfig, model: OnnxModel) -> ServedVersion:
         s, b = self.settings, config.batching

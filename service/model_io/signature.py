@@ -23,7 +23,14 @@ class ModelSignature:
     labels: dict[str, tuple[str, ...]]
 
     @classmethod
-    def build(cls, manifest: Manifest, config: ModelConfig, max_batch_size: int) -> ModelSignature:
+    def build(
+        cls,
+        manifest: Manifest,
+        config: ModelConfig,
+        max_batch_size: int,
+        default_max_length: int | None = None,
+    ) -> ModelSignature:
+        """`default_max_length` bounds the ragged inputs whose config sets no max_length."""
         tensors = (*manifest.inputs, *manifest.outputs)
         batched = all(len(t.shape) >= 1 and t.shape[0] == -1 for t in tensors)
         labels = dict(config.labels)
@@ -38,7 +45,9 @@ class ModelSignature:
             server_filled=frozenset(filled),
             ragged_axes={r.input: r.axis for r in config.ragged_inputs},
             ragged_max_lengths={
-                r.input: r.max_length for r in config.ragged_inputs if r.max_length is not None
+                r.input: limit
+                for r in config.ragged_inputs
+                if (limit := r.max_length or default_max_length) is not None
             },
             batched=batched,
             max_batch_size=max_batch_size if batched else 1,

@@ -56,8 +56,8 @@ def check_structure(request: InferRequest, sig: ModelSignature) -> int:
             limit = sig.ragged_max_lengths.get(name)
             if limit is not None and length > limit:
                 raise BadRequestError(
-                    f"input '{name}': its variable axis {axis} has length {length}, above this "
-                    f"model's max_length of {limit}"
+                    f"input '{name}': its variable axis {axis} has length {length}, above the "
+                    f"longest this model takes ({limit})"
                 )
         if sig.batched:
             if batch is None:

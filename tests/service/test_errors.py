@@ -6,13 +6,16 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.service.helpers import ServerProcess
+from model_store.schema import ModelConfig, RaggedInput
+from tests.service import models
+from tests.service.helpers import ServerProcess, publish, running_server
 
 X = {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": list(range(8))}
 Y = {"name": "y", "shape": [2, 4], "datatype": "FP32", "data": list(range(8))}
@@ -67,7 +70,7 @@ CASES = [
      "variable axis 1 has length 0"),
     ("sequence above max_length", "/v2/models/ragged/infer",
      {"inputs": [{"name": "x", "shape": [1, 65, 2], "datatype": "FP32", "data": [0] * 130}]}, 400,
-     "input 'x': its variable axis 1 has length 65, above this model's max_length of 64"),
+     "input 'x': its variable axis 1 has length 65, above the longest this model takes (64)"),
     ("huge shape", "/v2/models/add/infer",
      {"inputs": [_with(X, shape=[2**40, 4]), Y]}, 400, "above the limit"),
 ]  # fmt: skip
@@ -243,3 +246,19 @@ def test_headers_without_body_get_408(server: ServerProcess) -> None:
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(b"POST /v2/models/add/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n")
         assert _read_reply(sock).startswith(b"HTTP/1.1 408")
+
+
+def test_the_servers_max_sequence_length_bounds_a_version_published_without_one(
+    tmp_path: Path,
+) -> None:
+    """A version's config is frozen when it is published: the setting bounds the old ones."""
+    store = tmp_path / "store"
+    unbounded = ModelConfig(ragged_inputs=(RaggedInput(input="x", lengths_input="lengths"),))
+    publish(store, "ragged", models.ragged_model(tmp_path), config=unbounded)
+    env = {"INDUCTIVE_MAX_SEQUENCE_LENGTH": "8"}
+    with running_server(store, tmp_path, env) as server:
+        for steps, status in ((8, 200), (9, 400)):
+            x = {"name": "x", "shape": [1, steps, 2], "datatype": "FP32", "data": [0] * 2 * steps}
+            response = httpx.post(f"{server.url}/v2/models/ragged/infer", json={"inputs": [x]})
+            assert response.status_code == status, response.text
+        assert "has length 9, above the longest this model takes (8)" in response.json()["error"]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from model_store.schema import Manifest, ModelConfig, Producer, TensorSpec
+from model_store.schema import Manifest, ModelConfig, Producer, RaggedInput, TensorSpec
 from service.errors import BadRequestError
 from service.model_io.datatypes import NUMPY_DTYPES
 from service.model_io.signature import ModelSignature
@@ -188,3 +188,32 @@ def test_a_bytes_count_the_data_cannot_hold_is_refused_before_allocation(
              "parameters": {"binary_data_size": 4}}  # fmt: skip
     message = _refusal(entry, bytes(4), max_elements=1 << 24)
     assert message == "input 's': BYTES data ends after 1 of 16777216 elements"
+
+
+def _sequence_request(steps: int) -> bytes:
+    x = {"name": "x", "shape": [1, steps, 2], "datatype": "FP32", "data": [0.0] * (2 * steps)}
+    return orjson.dumps({"inputs": [x]})
+
+
+@pytest.mark.parametrize(
+    ("own", "server_default", "longest"),
+    [(None, None, 500), (64, None, 64), (None, 10, 10), (64, 10, 64)],
+    ids=["unbounded", "the model's", "the server's", "the model's over the server's"],
+)
+def test_a_ragged_axis_is_bounded_by_the_models_max_length_else_the_servers(
+    own: int | None, server_default: int | None, longest: int
+) -> None:
+    seq = TensorSpec(name="x", datatype="FP32", shape=(-1, -1, 2))
+    manifest = Manifest(name="m", inputs=(seq,), outputs=(SPEC,), producer=Producer(package="t"))
+    config = ModelConfig(ragged_inputs=(RaggedInput(input="x", max_length=own),))
+    signature = ModelSignature.build(manifest, config, 8, server_default)
+    for steps in (longest, longest + 1):
+        request = decode_request(_sequence_request(steps), None, max_elements=10_000)
+        if steps == longest or own is server_default is None:
+            assert validate_request(request, signature) == 1
+            continue
+        with pytest.raises(
+            BadRequestError,
+            match=rf"has length {steps}, above the longest this model takes \({longest}\)",
+        ):
+            validate_request(request, signature)
