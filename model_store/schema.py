@@ -161,9 +161,10 @@ class RaggedInput(_Strict):
     key-padding mask. A client may omit both: the server derives them from the shapes it got.
 
     `max_length` is the longest the variable axis may be in a request (a 400 above it); without
-    it the server's INDUCTIVE_MAX_SEQUENCE_LENGTH, when set, and its element limit bound it. A model whose cost grows faster than its input
-    needs one: self-attention is quadratic in the length, so a single 2 MB sequence of 40,000
-    steps would otherwise hold the model for minutes and ask for tens of GB.
+    it the server's INDUCTIVE_MAX_SEQUENCE_LENGTH, when set, and its element limit bound it. A
+    model whose cost grows faster than its input needs one: self-attention is quadratic in the
+    length, so a single 2 MB sequence of 40,000 steps would otherwise hold the model for
+    minutes and ask for tens of GB.
     """
 
     input: str
