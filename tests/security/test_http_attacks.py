@@ -107,6 +107,50 @@ def test_an_upgrade_is_refused_and_its_body_never_read_as_a_request(
     assert _other_served(server) == before, "the upgrade's body was served as a request"
 
 
+# Framings that disagree about where a body ends: a proxy in front and this server must never
+# read two different requests out of the same bytes, so each is refused and the connection
+# closed, and the request written after it is never served.
+INFER_HEAD = b"POST /v2/models/add/infer HTTP/1.1\r\nHost: t\r\n"
+AMBIGUOUS_FRAMING = {
+    "Content-Length and Transfer-Encoding": b"Content-Length: 5\r\nTransfer-Encoding: chunked"
+    b"\r\n\r\n0\r\n\r\n",
+    "two Transfer-Encoding headers": b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity"
+    b"\r\n\r\n0\r\n\r\n",
+    "Transfer-Encoding chunked, chunked": b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+    "Transfer-Encoding gzip": b"Transfer-Encoding: gzip\r\n\r\n",
+    "Transfer-Encoding xchunked": b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    "space before the colon": b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    "folded Transfer-Encoding": b"X-A: a\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "Content-Length +5": b"Content-Length: +5\r\n\r\nhello",
+    "Content-Length 0x5": b"Content-Length: 0x5\r\n\r\nhello",
+    "Content-Length 5, 5": b"Content-Length: 5, 5\r\n\r\nhello",
+    "Content-Length overflowing 64 bits": b"Content-Length: 99999999999999999999999\r\n\r\n",
+    "chunk size overflowing 64 bits": b"Transfer-Encoding: chunked\r\n\r\n"
+    b"FFFFFFFFFFFFFFFFFFFFFF\r\nabc\r\n0\r\n\r\n",
+    "negative chunk size": b"Transfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n0\r\n\r\n",
+    "chunk longer than its size": b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcXX\r\n0\r\n\r\n",
+    "bare LF in chunk framing": b"Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n",
+    "Content-Length in the trailer": b"Transfer-Encoding: chunked\r\n\r\n0\r\n"
+    b"Content-Length: 5\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", list(AMBIGUOUS_FRAMING))
+def test_an_ambiguous_framing_is_refused_and_what_follows_never_served(
+    server: ServerProcess, case: str
+) -> None:
+    before = _other_served(server)
+    with connect(server.url) as sock:
+        sock.sendall(INFER_HEAD + AMBIGUOUS_FRAMING[case] + SMUGGLED)
+        reader = Reader(sock)
+        response = reader.response()
+        _error(response, 400)
+        assert response[1]["connection"] == "close"
+        assert reader.rest(5.0) == b"", "a second response came"
+    assert _other_served(server) == before, "the bytes after the framing were served"
+    _infer_ok(server)
+
+
 # --- 2. WebSocket upgrades holding connections; the connection limit -----------------------------
 
 WEBSOCKET = request(
