@@ -51,6 +51,10 @@ class BenchConfig:
     open_loop_retries: int = 2
     slo_ms: float = 25.0
     slo_steps: int = 3  # bisection steps between the fastest rate held and the slowest missed
+    # Ours against each peer's best setting again, side by side in alternating rounds
+    # (head_to_head.py): the peer targets are judged on the median ratio of these rounds.
+    head_to_head_rounds: int = 5
+    head_to_head_concurrency: int = 32
 
     def __post_init__(self) -> None:
         unknown = set(self.contenders) - set(ALL_CONTENDERS)
@@ -96,6 +100,7 @@ def quick(config: BenchConfig) -> BenchConfig:
         open_loop_fractions=(0.5, 0.9),
         open_loop_retries=0,
         slo_steps=1,
+        head_to_head_rounds=2,
         out_dir=WORK_DIR / "quick",
     )
 
@@ -111,5 +116,6 @@ def short(config: BenchConfig) -> BenchConfig:
         peer_duration_s=1.0,
         peer_warmup_s=0.5,
         open_loop_s=1.0,
+        head_to_head_rounds=2,
         out_dir=WORK_DIR / "short",
     )

@@ -3,9 +3,11 @@
 For each model, in one run on one machine (server pinned to one core, load generator to the
 other): raw ONNX Runtime's batch sweep; our service, the floor and naive FastAPI under wrk at each
 concurrency; each peer (MLServer, KServe, LitServe, BentoML) swept over its own knobs and
-protocols (peer models only); open-loop latency curves for ours and each peer at its best
-(open-loop models only); raw ONNX Runtime again. Writes results.json, report.md and plots to
---out (benchmarks/results/cpu by default; --quick and --short write under benchmarks/.work).
+protocols (peer models only), then ours against each peer's best setting again, side by side in
+alternating rounds (head_to_head.py; the peer targets are judged on these); open-loop latency
+curves for ours and each peer at its best (open-loop models only); raw ONNX Runtime again.
+Writes results.json, report.md and plots to --out (benchmarks/results/cpu by default; --quick
+and --short write under benchmarks/.work).
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from benchmarks.closedloop import INSTALL_HINT, LoadError, wrk_binary
 from benchmarks.config import ALL_CONTENDERS, BenchConfig, quick, short
 from benchmarks.contenders import CONTENDERS, PEERS, Contender, Peer, launch_for
 from benchmarks.contenders.venvs import VenvError, ensure_venv
+from benchmarks.head_to_head import head_to_head
 from benchmarks.measure import Target, grpc_body, http_targets, run_contender, run_raw
 from benchmarks.plots import write_plots
-from benchmarks.report import HTTP, render
+from benchmarks.report import HTTP, OURS, render
 from benchmarks.reporting import machine, write_report
-from benchmarks.sweep import capacity, sweep_peer
+from benchmarks.sweep import best_points, capacity, peer_target, sweep_peer
 from benchmarks.workload import Workload, ensure_store, load_workload
 
 log = logging.getLogger("benchmarks")
@@ -135,6 +138,14 @@ def run_model(config: BenchConfig, model: str, results: dict[str, Any], timer: T
             swept = data["peers"][key] = sweep_peer(PEERS[key], config, workload, http, body)
             launches = len({json.dumps(run["setting"]) for run in swept["sweep"]})
             done(f"{key} sweep ({launches} launches)", started)
+        if config.head_to_head_rounds and OURS in config.contenders:
+            data["head_to_head"] = {}
+            for key in config.peers:
+                started = time.monotonic()
+                entry = head_to_head_entry(key, config, workload, data, http, body)
+                if entry is not None:
+                    data["head_to_head"][key] = entry
+                    done(f"{key} head to head", started)
     if model in config.open_loop_models:
         data["open_loop"] = {}
         for key in config.open_loop_contenders:
@@ -150,6 +161,39 @@ def run_model(config: BenchConfig, model: str, results: dict[str, Any], timer: T
         started = time.monotonic()
         data["raw_after"] = run_raw(config, model)
         done("raw ONNX Runtime again", started)
+
+
+def head_to_head_entry(
+    key: str,
+    config: BenchConfig,
+    workload: Workload,
+    data: dict[str, Any],
+    http: dict[str, Target],
+    body: Path,
+) -> dict[str, Any] | None:
+    """Ours (binary) against peer `key` at the setting and protocol the sweep found best at the
+    head-to-head concurrency, in alternating rounds; None when the sweep found no best there."""
+    sweep = data.get("peers", {}).get(key, {}).get("sweep", [])
+    best = best_points(sweep).get(config.head_to_head_concurrency)
+    if best is None:
+        return None
+    peer: Peer = PEERS[key]
+    launched = peer.build(workload, best["setting"], config.work_dir / "peers")
+    ours = launch_for(CONTENDERS[OURS], workload, config.store, config.work_dir)
+    entry = head_to_head(
+        config,
+        (ours, http[OURS]),
+        (launched.launch, peer_target(best["protocol"], http, body, launched.grpc_port)),
+        config.work_dir / "logs",
+        f"{workload.name}-{key}-head-to-head",
+    )
+    return {
+        "label": peer.label,
+        "setting": best["setting"],
+        "protocol": best["protocol"],
+        "concurrency": config.head_to_head_concurrency,
+        **entry,
+    }
 
 
 def open_loop_entry(
@@ -222,6 +266,11 @@ def parse_config(argv: list[str] | None) -> BenchConfig:
         "--open-loop-retries", type=int, help="measurements again of a point the VM stole from"
     )
     parser.add_argument("--slo-ms", type=float, dest="slo_ms")
+    parser.add_argument(
+        "--head-to-head-rounds",
+        type=int,
+        help="alternating rounds of ours against each peer's best at c=32 (0: none)",
+    )
     parser.add_argument("--store", type=Path, help="model store (default benchmarks/.store)")
     parser.add_argument("--out", type=Path, dest="out_dir", help="results directory")
     parser.add_argument("--server-core", type=int)

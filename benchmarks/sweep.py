@@ -58,9 +58,7 @@ def sweep_peer(
             result["error"] = str(exc)[-2000:]
             return result
         targets = [
-            Target("grpc", "", [grpc_body], grpc_port=launched.grpc_port)
-            if protocol == "grpc"
-            else http[protocol]
+            peer_target(protocol, http, grpc_body, launched.grpc_port)
             for protocol in peer.protocols
         ]
         name = f"{workload.name} {peer.key} ({_describe(setting)})"
@@ -80,6 +78,15 @@ def sweep_peer(
         for protocol, entry in entries.items():
             result["sweep"].append({"setting": setting, "protocol": protocol, **entry})
     return result
+
+
+def peer_target(
+    protocol: str, http: dict[str, Target], grpc_body: Path, grpc_port: int | None
+) -> Target:
+    """What the load generator sends a peer launch over `protocol`."""
+    if protocol == "grpc":
+        return Target("grpc", "", [grpc_body], grpc_port=grpc_port)
+    return http[protocol]
 
 
 def best_points(

@@ -19,12 +19,13 @@ import onnxruntime as ort
 import pytest
 
 from benchmarks import grpc_wire
-from benchmarks.bodies import binary_body, decode_response, http_request, json_body
+from benchmarks.bodies import binary_body, decode_response, http_request, json_body, write_requests
 from benchmarks.closedloop import run_h2load
 from benchmarks.config import BenchConfig
 from benchmarks.contenders import CONTENDERS, PEERS, launch_for
 from benchmarks.harness.models import matmul_chain
 from benchmarks.harness.servers import publish, serve
+from benchmarks.head_to_head import head_to_head
 from benchmarks.measure import Target, grpc_body, run_contender
 from benchmarks.workload import Sample, Workload, load_workload
 
@@ -133,6 +134,36 @@ def test_our_grpc_contender_answers_like_onnx_runtime_and_is_measured_by_h2load(
     assert point["requests"] > 0
     assert point["errors"] == 0  # every call answered a whole ModelInferResponse
     assert point["mean_batch"] is not None
+
+
+def test_head_to_head_alternates_two_running_servers_and_brackets_each_peer_point(
+    tiny_store: Path, tiny: Workload, tmp_path: Path
+) -> None:
+    """Ours against the floor (standing in for a peer: no venv to build), both up at once: a
+    point of ours before and after each of the other's, the idle one's CPU recorded."""
+    config = BenchConfig(
+        store=tiny_store, duration_s=0.5, warmup_s=0.5, head_to_head_rounds=2,
+        head_to_head_concurrency=4, work_dir=tmp_path,
+    )  # fmt: skip
+    ours = launch_for(CONTENDERS["binary"], tiny, tiny_store, tmp_path)
+    floor = launch_for(CONTENDERS["floor"], tiny, tiny_store, tmp_path)
+    target = Target("binary", tiny.path, write_requests(tiny, "binary", tmp_path / "requests"))
+    duel = head_to_head(config, (ours, target), (floor, target), tmp_path / "logs", "duel")
+    assert "error" not in duel, duel
+    assert len(duel["ours"]) == 3
+    assert len(duel["peer"]) == 2
+    for point in [*duel["ours"], *duel["peer"]]:
+        assert point["requests"] > 0
+        assert point["errors"] == 0
+        assert point["concurrency"] == 4
+        assert 0 <= point["idle_server_cpu"] < 0.5  # the other server waited, idle
+    ours_rps = [p["throughput"] for p in duel["ours"]]
+    expected = [(ours_rps[i] + ours_rps[i + 1]) / 2 / p["throughput"]
+                for i, p in enumerate(duel["peer"])]  # fmt: skip
+    assert duel["ratios"] == pytest.approx(expected)
+    assert duel["ratio"] == pytest.approx(sum(expected) / 2)
+    assert duel["errors"] == 0
+    assert duel["peer_errors"] == 0
 
 
 @pytest.mark.slow
