@@ -355,25 +355,27 @@ def _head_to_head_section(model: str, data: dict[str, Any]) -> list[str]:
         f"c={first.get('concurrency', TARGET_CONCURRENCY)} run side by side on the server core, "
         "and the load alternates between them: ours, the peer, ours, ..., ours. A round's ratio "
         "is the mean of the two points of ours around the peer's point over that point; the "
-        "peer targets are judged on the median. *Idle CPU* is the most the server not under load "
-        "used during any point (in cores).",
+        "peer targets are judged on the median. The server not under load waits idle beside the "
+        "other: the last two columns give the most CPU (in cores) each used while idle, "
+        "during any point of the other.",
         "",
     ]
     rows = []
     for duel in duels.values():
         if duel.get("ratio") is None:
             why = duel.get("error", "no point of the peer answered")[-200:]
-            rows.append([duel["label"], _setting(duel), f"failed: {why}", "", "", "", "", ""])
+            rows.append([duel["label"], _setting(duel), f"failed: {why}", *[""] * 6])
             continue
-        idle = max(p["idle_server_cpu"] for p in [*duel["ours"], *duel["peer"]])
+        peer_idle = max(p["idle_server_cpu"] for p in duel["ours"])
+        ours_idle = max(p["idle_server_cpu"] for p in duel["peer"])
         rows.append([
             duel["label"], _setting(duel), len(duel["ratios"]), fmt(duel["ours_median"]),
             fmt(duel["peer_median"]), ", ".join(f"{r:.2f}" for r in duel["ratios"]),
-            f"{duel['ratio']:.2f} ×", fmt(idle, ".3f"),
+            f"{duel['ratio']:.2f} ×", fmt(peer_idle, ".3f"), fmt(ours_idle, ".3f"),
         ])  # fmt: skip
     header = ["peer", "its best setting", "rounds", "ours req/s (median)", "peer req/s (median)",
-              "ratio per round", "median ratio", "idle CPU"]  # fmt: skip
-    return [*lines, *table(header, rows, numeric=(2, 3, 4, 6, 7))]
+              "ratio per round", "median ratio", "peer idle CPU", "ours idle CPU"]  # fmt: skip
+    return [*lines, *table(header, rows, numeric=(2, 3, 4, 6, 7, 8))]
 
 
 def _open_loop_section(model: str, data: dict[str, Any], results: dict[str, Any]) -> list[str]:

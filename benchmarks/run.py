@@ -30,12 +30,12 @@ from benchmarks.closedloop import INSTALL_HINT, LoadError, wrk_binary
 from benchmarks.config import ALL_CONTENDERS, BenchConfig, quick, short
 from benchmarks.contenders import CONTENDERS, PEERS, Contender, Peer, launch_for
 from benchmarks.contenders.venvs import VenvError, ensure_venv
-from benchmarks.head_to_head import head_to_head
+from benchmarks.head_to_head import against_best
 from benchmarks.measure import Target, grpc_body, http_targets, run_contender, run_raw
 from benchmarks.plots import write_plots
 from benchmarks.report import HTTP, OURS, render
 from benchmarks.reporting import machine, write_report
-from benchmarks.sweep import best_points, capacity, peer_target, sweep_peer
+from benchmarks.sweep import capacity, sweep_peer
 from benchmarks.workload import Workload, ensure_store, load_workload
 
 log = logging.getLogger("benchmarks")
@@ -142,7 +142,7 @@ def run_model(config: BenchConfig, model: str, results: dict[str, Any], timer: T
             data["head_to_head"] = {}
             for key in config.peers:
                 started = time.monotonic()
-                entry = head_to_head_entry(key, config, workload, data, http, body)
+                entry = against_best(key, config, workload, data["peers"][key], http, body)
                 if entry is not None:
                     data["head_to_head"][key] = entry
                     done(f"{key} head to head", started)
@@ -161,39 +161,6 @@ def run_model(config: BenchConfig, model: str, results: dict[str, Any], timer: T
         started = time.monotonic()
         data["raw_after"] = run_raw(config, model)
         done("raw ONNX Runtime again", started)
-
-
-def head_to_head_entry(
-    key: str,
-    config: BenchConfig,
-    workload: Workload,
-    data: dict[str, Any],
-    http: dict[str, Target],
-    body: Path,
-) -> dict[str, Any] | None:
-    """Ours (binary) against peer `key` at the setting and protocol the sweep found best at the
-    head-to-head concurrency, in alternating rounds; None when the sweep found no best there."""
-    sweep = data.get("peers", {}).get(key, {}).get("sweep", [])
-    best = best_points(sweep).get(config.head_to_head_concurrency)
-    if best is None:
-        return None
-    peer: Peer = PEERS[key]
-    launched = peer.build(workload, best["setting"], config.work_dir / "peers")
-    ours = launch_for(CONTENDERS[OURS], workload, config.store, config.work_dir)
-    entry = head_to_head(
-        config,
-        (ours, http[OURS]),
-        (launched.launch, peer_target(best["protocol"], http, body, launched.grpc_port)),
-        config.work_dir / "logs",
-        f"{workload.name}-{key}-head-to-head",
-    )
-    return {
-        "label": peer.label,
-        "setting": best["setting"],
-        "protocol": best["protocol"],
-        "concurrency": config.head_to_head_concurrency,
-        **entry,
-    }
 
 
 def open_loop_entry(

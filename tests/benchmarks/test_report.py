@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.head_to_head import render_record
 from benchmarks.latency import within_slo
 from benchmarks.openloop import OpenLoopResult
 from benchmarks.report import evaluate_targets, render
@@ -280,7 +281,7 @@ def test_the_peer_target_is_judged_on_the_median_of_the_head_to_head_rounds() ->
     assert "### `cnn`: ours against each peer's best, side by side" in report
     assert (
         "| MLServer 1.7.1 | grpc, max_batch_time_ms 5 | 3 | 3,000 | 968 | 3.25, 2.95, 3.10 "
-        "| 3.10 × | 0.010 |"
+        "| 3.10 × | 0.002 | 0.010 |"
     ) in report
     # Below the factor, or with errors in a point of ours, the rounds miss it.
     results["models"]["cnn"]["head_to_head"] = {"mlserver": _duel([2.8, 2.9, 3.3])}
@@ -309,3 +310,18 @@ def test_a_failed_head_to_head_falls_back_to_the_sweep_and_says_so() -> None:
     assert "3,000 vs 1,000 req/s = 3.00 ×" in target.measured
     assert "(the head-to-head rounds failed: it did not start)" in target.measured
     assert "| MLServer 1.7.1 | json | failed: it did not start |" in render(results)
+
+
+def test_the_head_to_head_record_gives_each_run_with_the_machines_speed() -> None:
+    duel = _duel([3.5, 3.25, 3.4])
+    first = {"started": "2026-12-02 00:43", "commit": "abc1234", "raw_before": 8234.0,
+             "raw_after": 8058.0, "duel": duel}  # fmt: skip
+    broken = {**duel, "ratio": None, "ratios": [], "error": "it did not start"}
+    failed = {**first, "commit": "def5678-dirty", "duel": broken}
+    record = render_record([first, failed])
+    assert (
+        "| 2026-12-02 00:43 | abc1234 | MLServer 1.7.1 (grpc, max_batch_time_ms 5) | 32 "
+        "| 8,234 → 8,058 | 0 | 3,000 | 882 | 3.50, 3.25, 3.40 | 3.40 × |"
+    ) in record
+    assert "| def5678-dirty |" in record
+    assert "| it did not start | – |" in record
