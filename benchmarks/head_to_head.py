@@ -177,11 +177,17 @@ def _raw_best(config: BenchConfig, model: str) -> float:
     return max(float(row["throughput"]) for row in rows)
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout
+
+
 def _commit() -> str:
-    done = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip() or "unknown"
+    """The commit measured, `-dirty` when tracked files outside the results differ from it (the
+    record this run appends to is itself a tracked result)."""
+    head = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                   ":(exclude)benchmarks/results")  # fmt: skip
+    return f"{head}-dirty" if changed.strip() else head
 
 
 def render_record(runs: list[dict[str, Any]]) -> str:
