@@ -154,6 +154,7 @@ def _peer_target(
         f"rounds side by side ({min(ratios):.2f}–{max(ratios):.2f} ×; ours "
         f"{duel['ours_median']:,.0f} vs {duel['peer_median']:,.0f} req/s)"
         + (f"; {duel['errors']} errors" if duel["errors"] else "")
+        + (f"; the peer failed {duel['peer_errors']} requests" if duel["peer_errors"] else "")
         + f"; in the sweep: {figures}{details}"
     )
     return Target(requirement, measured, median >= factor and duel["errors"] == 0)
@@ -355,27 +356,30 @@ def _head_to_head_section(model: str, data: dict[str, Any]) -> list[str]:
         f"c={first.get('concurrency', TARGET_CONCURRENCY)} run side by side on the server core, "
         "and the load alternates between them: ours, the peer, ours, ..., ours. A round's ratio "
         "is the mean of the two points of ours around the peer's point over that point; the "
-        "peer targets are judged on the median. The server not under load waits idle beside the "
-        "other: the last two columns give the most CPU (in cores) each used while idle, "
-        "during any point of the other.",
+        "peer targets are judged on the median. *Errors* are the requests each failed over all "
+        "its points (a peer's failures lower its figure, so the target row names them too). The "
+        "server not under load waits idle beside the other: the last two columns give the most "
+        "CPU (in cores) each used while idle, during any point of the other.",
         "",
     ]
     rows = []
     for duel in duels.values():
         if duel.get("ratio") is None:
             why = duel.get("error", "no point of the peer answered")[-200:]
-            rows.append([duel["label"], _setting(duel), f"failed: {why}", *[""] * 6])
+            rows.append([duel["label"], _setting(duel), f"failed: {why}", *[""] * 7])
             continue
         peer_idle = max(p["idle_server_cpu"] for p in duel["ours"])
         ours_idle = max(p["idle_server_cpu"] for p in duel["peer"])
         rows.append([
             duel["label"], _setting(duel), len(duel["ratios"]), fmt(duel["ours_median"]),
             fmt(duel["peer_median"]), ", ".join(f"{r:.2f}" for r in duel["ratios"]),
-            f"{duel['ratio']:.2f} ×", fmt(peer_idle, ".3f"), fmt(ours_idle, ".3f"),
+            f"{duel['ratio']:.2f} ×", f"{duel['errors']} / {duel['peer_errors']}",
+            fmt(peer_idle, ".3f"), fmt(ours_idle, ".3f"),
         ])  # fmt: skip
     header = ["peer", "its best setting", "rounds", "ours req/s (median)", "peer req/s (median)",
-              "ratio per round", "median ratio", "peer idle CPU", "ours idle CPU"]  # fmt: skip
-    return [*lines, *table(header, rows, numeric=(2, 3, 4, 6, 7, 8))]
+              "ratio per round", "median ratio", "errors (ours / peer)", "peer idle CPU",
+              "ours idle CPU"]  # fmt: skip
+    return [*lines, *table(header, rows, numeric=(2, 3, 4, 6, 7, 8, 9))]
 
 
 def _open_loop_section(model: str, data: dict[str, Any], results: dict[str, Any]) -> list[str]:

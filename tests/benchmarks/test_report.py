@@ -281,7 +281,7 @@ def test_the_peer_target_is_judged_on_the_median_of_the_head_to_head_rounds() ->
     assert "### `cnn`: ours against each peer's best, side by side" in report
     assert (
         "| MLServer 1.7.1 | grpc, max_batch_time_ms 5 | 3 | 3,000 | 968 | 3.25, 2.95, 3.10 "
-        "| 3.10 × | 0.002 | 0.010 |"
+        "| 3.10 × | 0 / 0 | 0.002 | 0.010 |"
     ) in report
     # Below the factor, or with errors in a point of ours, the rounds miss it.
     results["models"]["cnn"]["head_to_head"] = {"mlserver": _duel([2.8, 2.9, 3.3])}
@@ -290,6 +290,10 @@ def test_the_peer_target_is_judged_on_the_median_of_the_head_to_head_rounds() ->
     assert missed.measured.startswith("2.90 × (short by 3 %): median of 3")
     results["models"]["cnn"]["head_to_head"] = {"mlserver": _duel([3.2, 3.3, 3.4], errors=2)}
     assert _by_requirement(results)[requirement].met is False
+    # The peer's failures lower its figure: the row says so.
+    failing = {**_duel([3.2, 3.3, 3.4]), "peer_errors": 5}
+    results["models"]["cnn"]["head_to_head"] = {"mlserver": failing}
+    assert "; the peer failed 5 requests;" in _by_requirement(results)[requirement].measured
 
 
 def test_a_failed_head_to_head_falls_back_to_the_sweep_and_says_so() -> None:
