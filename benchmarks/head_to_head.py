@@ -76,8 +76,9 @@ def _point_beside(
 
 
 def summarize(ours: list[dict[str, Any]], peer: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ratio of each round (the peer's point against the mean of ours before and after it)
-    and their median, min and max; `ours` has one point more than `peer`."""
+    """The ratio of each round (the mean of ours before and after the peer's point, over that
+    point), their median, each side's median throughput and errors; `ours` has one point more
+    than `peer`."""
     ratios = [
         (before["throughput"] + after["throughput"]) / 2 / point["throughput"]
         for before, point, after in zip(ours, peer, ours[1:], strict=False)
@@ -103,22 +104,22 @@ def head_to_head(
     """`config.head_to_head_rounds` alternating rounds at `config.head_to_head_concurrency`.
     Returns {"ours": points, "peer": points, **summarize(...)}, or {"error": ...} when a server
     failed to start or a load run failed."""
-    (ours_launch, ours_target), (peer_launch, peer_target) = ours, peer
+    (ours_launch, ours_target), (peer_launch, theirs) = ours, peer
     core = config.server_core
     try:
         with (
             serve(ours_launch, core=core, log_path=logs / f"{name}-ours.log") as our_server,
             serve(peer_launch, core=core, log_path=logs / f"{name}-peer.log") as peer_server,
         ):
-            if peer_target.grpc:
-                peer_target = replace(peer_target, answer_bytes=grpc_answer_bytes(peer_target))
-            for server, target in ((our_server, ours_target), (peer_server, peer_target)):
+            if theirs.grpc:
+                theirs = replace(theirs, answer_bytes=grpc_answer_bytes(theirs))
+            for server, target in ((our_server, ours_target), (peer_server, theirs)):
                 load(server, target, config.head_to_head_concurrency, config.warmup_s,
                      config.client_core)  # fmt: skip
             our_points = [_point_beside(our_server, peer_server, ours_target, config)]
             peer_points = []
             for _ in range(config.head_to_head_rounds):
-                peer_points.append(_point_beside(peer_server, our_server, peer_target, config))
+                peer_points.append(_point_beside(peer_server, our_server, theirs, config))
                 our_points.append(_point_beside(our_server, peer_server, ours_target, config))
                 log.info(
                     "%s round %d: ours %.0f, %.0f req/s; peer %.0f req/s",
